@@ -1,0 +1,1 @@
+"""Subcommands of `nero`; each module here becomes one (see pipeline/cli.py)."""

@@ -1,0 +1,49 @@
+"""Reading still images and ImageFolder-style directories, with errors a user can act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.errors import UserError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """H x W x 3 uint8 RGB; grayscale and RGBA images are converted."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserError(f"cannot read image {path} (missing, or not an image OpenCV can decode)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Every image file under `root` (recursively), sorted; `root` may also be a single image."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise UserError(f"no such file or directory: {root}")
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def image_folder(root: str | Path) -> tuple[list[Path], list[int], list[str]]:
+    """(paths, labels, class names) of an ImageFolder layout: one subdirectory per class, sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"not a directory: {root}")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise UserError(f"{root} has no class subdirectories (expected ImageFolder layout: {root}/CLASS/*.jpg)")
+    paths: list[Path] = []
+    labels: list[int] = []
+    for index, name in enumerate(classes):
+        found = list_images(root / name)
+        if not found:
+            raise UserError(f"class folder {root / name} holds no images")
+        paths += found
+        labels += [index] * len(found)
+    return paths, labels, classes
