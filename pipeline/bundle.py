@@ -1,0 +1,75 @@
+"""Everything a command needs to score frames: the classifier, its preprocessing and the fitted artifact.
+
+`load_bundle(config)` is the one place that checks they belong together (weights checksum, preprocessing),
+so `score`, `replay`, `live`, `eval` and `explain` cannot pair a model with another model's centroids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pipeline.artifact import Artifact, load_artifact
+from pipeline.config import Config
+from pipeline.errors import UserError
+from pipeline.models import FeatureClassifier, file_sha256, load_classifier
+from pipeline.nero import NeroScorer, NeroTerms
+from stages.preprocess import Preprocess
+
+
+@dataclass
+class Bundle:
+    config: Config
+    device: torch.device
+    classifier: FeatureClassifier
+    preprocess: Preprocess
+    artifact: Artifact
+
+    @property
+    def scorer(self) -> NeroScorer:
+        return self.artifact.scorer
+
+    @property
+    def threshold(self) -> float:
+        return self.artifact.threshold
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.artifact.class_names
+
+    @torch.no_grad()
+    def infer(self, frames: torch.Tensor | list[torch.Tensor]) -> tuple[torch.Tensor, NeroTerms]:
+        """uint8 RGB frames (N x H x W x 3, any device) -> (class probabilities N x C, NERO terms)."""
+        if isinstance(frames, torch.Tensor):
+            frames = frames.to(self.device, non_blocking=True)
+        else:
+            frames = [frame.to(self.device, non_blocking=True) for frame in frames]
+        features, logits = self.classifier(self.preprocess(frames))
+        return torch.softmax(logits.float(), dim=1), self.scorer.terms(features.float())
+
+
+def preprocess_settings(config: Config) -> dict:
+    """The preprocessing facts an artifact must share with the model that produced its features."""
+    return {"size": config.preprocess.size, "mean": config.preprocess.mean, "std": config.preprocess.std}
+
+
+def load_bundle(config: Config, device: str | None = None, index_backend: str = "auto") -> Bundle:
+    device = torch.device(device or config.torch_device())
+    weights = config.resolve(config.model.weights)
+    if not weights.is_file():
+        raise UserError(f"model weights not found: {weights} (config key 'model.weights')")
+    artifact = load_artifact(config.resolve(config.artifact), file_sha256(weights), device, index_backend)
+    fitted = artifact.manifest.get("preprocess", {})
+    wanted = preprocess_settings(config)
+    mismatched = [key for key in wanted if key in fitted and fitted[key] != wanted[key]]
+    if mismatched:
+        raise UserError(f"config preprocess.{mismatched[0]} = {wanted[mismatched[0]]} but artifact "
+                        f"{artifact.path} was fitted with {fitted[mismatched[0]]}")
+    if len(artifact.class_names) != config.model.num_classes:
+        raise UserError(f"config model.num_classes = {config.model.num_classes} but artifact {artifact.path} "
+                        f"has {len(artifact.class_names)} classes")
+    classifier = load_classifier(config.model.arch, weights, config.model.num_classes, device)
+    preprocess = Preprocess(config.preprocess.size, config.preprocess.mean, config.preprocess.std,
+                            config.preprocess.crop_content)
+    return Bundle(config, device, classifier, preprocess, artifact)
