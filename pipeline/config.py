@@ -106,7 +106,8 @@ def _check_type(value: Any, expected: Any, key: str) -> Any:
 
 def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
     if not isinstance(data, dict):
-        raise UserError(f"config section '{prefix or 'top level'}' must be a mapping, got {data!r}")
+        section = prefix.rstrip(".") or "top level"
+        raise UserError(f"config section '{section}' must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     values = {}

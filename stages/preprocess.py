@@ -19,7 +19,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def content_box(frame: torch.Tensor, level: int = 20, min_fraction: float = 0.05) -> tuple[int, int, int, int]:
+def content_box(frame: torch.Tensor, level: int = 20, min_fraction: float = 0.25) -> tuple[int, int, int, int]:
     """Bounding box (top, bottom, left, right) of the endoscope's image area inside its black border.
 
     A row or column belongs to the image when more than `min_fraction` of its pixels are brighter than

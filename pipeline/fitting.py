@@ -1,0 +1,107 @@
+"""Fit NERO for a classifier on ImageFolder data and write the artifact (the work behind `nero fit`)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from pipeline.artifact import save_artifact
+from pipeline.bundle import preprocess_settings
+from pipeline.config import REPO_ROOT, Config
+from pipeline.errors import UserError
+from pipeline.features import extract_features
+from pipeline.images import image_folder
+from pipeline.models import file_sha256, load_classifier
+from pipeline.nero import DEFAULT_K, NeroScorer
+from stages.preprocess import Preprocess
+
+ID_QUANTILE = 0.95
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class FitReport:
+    artifact: Path
+    n_train: int
+    n_val: int
+    val_accuracy: float
+    threshold: float
+    val_flagged: float
+
+
+def _display(path: Path) -> str:
+    """A path as a person would type it: relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def fit_artifact(
+    config: Config,
+    train_dir: Path,
+    val_dir: Path,
+    out_dir: Path,
+    k: int = DEFAULT_K,
+    n_components: int | None = None,
+    batch_size: int = 32,
+) -> FitReport:
+    device = config.torch_device()
+    weights = config.resolve(config.model.weights)
+    if not weights.is_file():
+        raise UserError(f"model weights not found: {weights} (config key 'model.weights')")
+    train_paths, train_labels, classes = image_folder(train_dir)
+    val_paths, val_labels, val_classes = image_folder(val_dir)
+    if val_classes != classes:
+        raise UserError(f"validation classes {val_classes} differ from training classes {classes}")
+    if len(classes) != config.model.num_classes:
+        raise UserError(f"{train_dir} has {len(classes)} classes {classes} but config model.num_classes is "
+                        f"{config.model.num_classes}")
+
+    classifier = load_classifier(config.model.arch, weights, config.model.num_classes, device)
+    preprocess = Preprocess(config.preprocess.size, config.preprocess.mean, config.preprocess.std,
+                            config.preprocess.crop_content)
+    train_features, _ = extract_features(classifier, preprocess, train_paths, batch_size, device, "train")
+    val_features, val_logits = extract_features(classifier, preprocess, val_paths, batch_size, device, "val")
+    head = classifier.head
+    try:
+        scorer = NeroScorer.fit(train_features, train_labels, head.weight.detach(), head.bias.detach(),
+                                k=k, n_components=n_components, device=device)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    val_scores = scorer.score(val_features)
+    threshold = float(np.quantile(val_scores, ID_QUANTILE))
+    val_accuracy = float((val_logits.argmax(1) == torch.tensor(val_labels)).float().mean())
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    artifact_weights = out_dir / WEIGHTS_NAME
+    if artifact_weights.resolve() != weights.resolve():
+        shutil.copyfile(weights, artifact_weights)
+    save_artifact(
+        out_dir, scorer,
+        class_names=classes,
+        threshold=threshold,
+        threshold_rule=f"{ID_QUANTILE:.0%} of in-distribution validation images ({len(val_paths)}) score "
+                       f"at or below it",
+        model={"arch": config.model.arch, "weights": WEIGHTS_NAME, "sha256": file_sha256(weights)},
+        preprocess=preprocess_settings(config),
+        data={"train": _display(train_dir), "val": _display(val_dir),
+              "train_per_class": dict(zip(classes, np.bincount(train_labels).tolist(), strict=True)),
+              "val_per_class": dict(zip(classes, np.bincount(val_labels).tolist(), strict=True))},
+        validation={"accuracy": val_accuracy, "flagged": float((val_scores > threshold).mean())},
+    )
+    artifact_config = {
+        "model": {"arch": config.model.arch, "weights": _display(artifact_weights),
+                  "num_classes": config.model.num_classes},
+        "artifact": _display(out_dir),
+        "preprocess": {"size": config.preprocess.size, "mean": config.preprocess.mean,
+                       "std": config.preprocess.std, "crop_content": config.preprocess.crop_content},
+    }
+    (out_dir / "config.yaml").write_text(
+        "# Written by `nero fit`: the model and artifact that belong together. Use with --config.\n"
+        + yaml.safe_dump(artifact_config, sort_keys=False))
+    return FitReport(out_dir, len(train_paths), len(val_paths), val_accuracy, threshold,
+                     float((val_scores > threshold).mean()))
