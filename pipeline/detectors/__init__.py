@@ -59,8 +59,8 @@ DETECTORS: dict[str, Callable[[], AnyDetector]] = {
     "knn": KNN, "ash": ASH, "gen": GEN,
     "nero-tuned": _nero_tuned, "nero-kmeans": _nero_kmeans, "relevance-knn": _relevance_knn,
 }
-PUBLISHED = ("msp", "odin", "energy", "entropy", "maxlogit", "mahalanobis", "vim", "neco", "react", "gradnorm",
-             "nero")
+PUBLISHED = ("msp", "odin", "energy", "entropy", "maxlogit", "mahalanobis", "vim", "neco", "react",
+             "gradnorm", "nero")
 EXTRA = ("knn", "ash", "gen")
 EXTENSIONS = ("nero-tuned", "nero-kmeans", "relevance-knn")
 
@@ -71,7 +71,7 @@ ARCH_SETTINGS: dict[str, dict[str, Callable[[], AnyDetector]]] = {
 
 
 def build_detector(name: str, arch: str | None = None) -> AnyDetector:
-    """A fresh, unfitted detector; `arch` selects the reference's per-architecture setting where it has one."""
+    """A fresh, unfitted detector; `arch` picks the reference's per-architecture setting where it has one."""
     if name not in DETECTORS:
         raise KeyError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
     return ARCH_SETTINGS.get(arch or "", {}).get(name, DETECTORS[name])()

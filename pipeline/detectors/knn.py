@@ -19,7 +19,7 @@ QUERY_CHUNK = 4096
 
 
 class NeighbourIndex:
-    """Exact L2 index over a bank of vectors; `kth_distance(queries, k)` -> N distances, on the queries' device."""
+    """Exact L2 index over a bank of vectors; `kth_distance(queries, k)`: N distances, queries' device."""
 
     def __init__(self, bank: torch.Tensor) -> None:
         self.bank = bank.float().contiguous()
@@ -39,8 +39,8 @@ class NeighbourIndex:
         queries = queries.float().contiguous()
         if self._index is None:
             bank = self.bank.to(queries.device)
-            parts = [torch.cdist(chunk, bank).kthvalue(k, dim=1).values for chunk in queries.split(QUERY_CHUNK)]
-            return torch.cat(parts)
+            chunks = queries.split(QUERY_CHUNK)
+            return torch.cat([torch.cdist(chunk, bank).kthvalue(k, dim=1).values for chunk in chunks])
         squared, _ = self._index.search(queries if self._on_gpu else queries.cpu(), k)
         return squared[:, k - 1].clamp_min(0).sqrt().to(queries.device)
 

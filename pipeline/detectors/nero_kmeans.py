@@ -31,7 +31,8 @@ class NeroKMeans(Nero):
 
     def fit(self, data: FitData) -> NeroKMeans:
         plain = super().fit(data).scorer
-        neurons = relevance(as_tensor(data.features, plain.device), plain.weight, plain.bias)[:, : plain.feature_dim]
+        features = as_tensor(data.features, plain.device)
+        neurons = relevance(features, plain.weight, plain.bias)[:, : plain.feature_dim]
         projected = ((neurons - plain.pca_mean) @ plain.pca_components.T).cpu().numpy()
         labels = data.labels.cpu()
         centroids, owners = [], []

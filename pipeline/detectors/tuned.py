@@ -1,4 +1,4 @@
-"""Hyperparameter choice on in-distribution data only, for the detectors whose settings have no universal value.
+"""Hyperparameters chosen on in-distribution data only, for detectors whose settings have no universal value.
 
 Each candidate setting is fitted on the validation's training rows and judged by the AUROC of held-out
 in-distribution images against synthetic outliers made from those same images (`Validation`); the best one
@@ -35,8 +35,9 @@ class Tuned(Detector):
 
     def fit(self, data: FitData) -> Tuned:
         if data.validation is None:
-            raise ValueError(f"{self.name} chooses its settings on in-distribution validation data; none given")
-        results = [(validation_auroc(self.build(**setting).fit(data.validation.train), data.validation), setting)
+            raise ValueError(f"{self.name} needs in-distribution validation data to choose its settings")
+        validation = data.validation
+        results = [(validation_auroc(self.build(**setting).fit(validation.train), validation), setting)
                    for setting in self.grid(data)]
         self.validation_auroc, self.setting = max(results, key=lambda result: result[0])
         self.detector = self.build(**self.setting).fit(data)
@@ -46,4 +47,4 @@ class Tuned(Detector):
         return self.detector.score(features, logits)
 
     def params(self) -> dict[str, object]:
-        return {**self.detector.params(), "validation_auroc": round(self.validation_auroc, 2)}
+        return self.detector.params()
