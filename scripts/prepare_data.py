@@ -33,6 +33,7 @@ import shutil
 import sys
 import zlib
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import cv2
@@ -185,7 +186,8 @@ def build_ood(data: Path, out: Path, limit: int | None) -> dict[str, int]:
         raise UserError(f"laparoscopic clip not found: {video}")
     target = out / "OOD" / "laparoscopic"
     with av.open(str(video)) as container:
-        frames = [f for i, f in enumerate(container.decode(video=0)) if i % LAPAROSCOPIC_STEP == 0][:limit]
+        stop = None if limit is None else limit * LAPAROSCOPIC_STEP
+        frames = list(islice(container.decode(video=0), 0, stop, LAPAROSCOPIC_STEP))
         for index, frame in enumerate(tqdm(frames, desc="OOD laparoscopic", unit="frame")):
             rgb = frame.to_ndarray(format="rgb24")
             half = cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2), interpolation=cv2.INTER_AREA)
