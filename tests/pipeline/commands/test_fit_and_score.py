@@ -1,0 +1,59 @@
+"""`nero fit` then `nero score` on real frames, as a user runs them, and the errors a user can hit."""
+
+import json
+
+import pytest
+
+from pipeline.cli import main
+
+
+@pytest.fixture(scope="module")
+def fitted(small_benchmark, resnet_config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fit") / "mine"
+    code = main(["fit", "--config", str(resnet_config), "--train", str(small_benchmark / "ID" / "train"),
+                 "--val", str(small_benchmark / "ID" / "val"), "--out", str(out), "--n-components", "8",
+                 "--k", "100"])
+    assert code == 0
+    return out
+
+
+def test_fit_writes_a_complete_artifact(fitted):
+    manifest = json.loads((fitted / "manifest.json").read_text())
+    assert manifest["class_names"] == ["mucosa", "polyp"]
+    assert (manifest["feature_dim"], manifest["n_components"], manifest["k"]) == (512, 8, 100)
+    assert manifest["lambda"] > 0 and manifest["threshold"] > 0
+    assert manifest["model"]["arch"] == "resnet18" and len(manifest["model"]["sha256"]) == 64
+    assert set(manifest["data"]["val_per_class"]) == {"mucosa", "polyp"}
+    for name in ("arrays.safetensors", "model.safetensors", "config.yaml"):
+        assert (fitted / name).is_file()
+
+
+def test_score_prints_one_line_per_image(fitted, small_benchmark, tmp_path, capsys):
+    jsonl = tmp_path / "scores.jsonl"
+    ood = small_benchmark / "OOD"
+    assert main(["score", str(ood / "capsule"), str(ood / "natural"), "--config", str(fitted / "config.yaml"),
+                 "--jsonl", str(jsonl)]) == 0
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(records) == len(list((ood / "capsule").iterdir())) + len(list((ood / "natural").iterdir()))
+    for record in records:
+        assert set(record) == {"path", "pred", "prob", "score", "threshold", "ood"}
+        assert record["pred"] in ("mucosa", "polyp") and 0.5 <= record["prob"] <= 1
+        assert record["ood"] == (record["score"] > record["threshold"])
+    assert "images scored" in capsys.readouterr().err
+
+
+def test_missing_input_is_one_line_error(fitted, tmp_path, capsys):
+    assert main(["score", str(tmp_path / "nope.jpg"), "--config", str(fitted / "config.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no such file or directory" in err
+
+
+def test_artifact_of_another_model_is_refused(fitted, resnet_config, tmp_path, capsys):
+    # resnet_config's own weights are random ones fitted nowhere; point it at the artifact fitted above
+    # after changing the weights file: the checksum must no longer match
+    other = tmp_path / "other.safetensors"
+    other.write_bytes((fitted / "model.safetensors").read_bytes() + b" ")
+    config = tmp_path / "c.yaml"
+    config.write_text((fitted / "config.yaml").read_text().replace(str(fitted / "model.safetensors"), str(other)))
+    assert main(["score", str(fitted / "config.yaml"), "--config", str(config)]) == 2
+    assert "refit it with `nero fit`" in capsys.readouterr().err
