@@ -1,30 +1,31 @@
 """Where in the image NERO's neuron relevance comes from: full-network LRP (zennit) down to the pixels.
 
-Start. LRP starts from the class *probabilities* at the logits, and the head uses the epsilon rule with NERO's
-guard and its bias kept, which is exactly NERO's LRP-0 (docs: NERO.md section 1): the relevance arriving at the
-feature layer is NERO's neuron relevance R[:D] (tested), and the head's bias keeps R_b. Starting from the
-predicted logit instead would explain the class decision, not the relevance vector the OOD score is built on.
+Start. LRP starts from the class *probabilities* at the logits, and the head uses the epsilon rule with
+NERO's guard and its bias kept, which is exactly NERO's LRP-0 (docs: NERO.md section 1): the relevance
+arriving at the feature layer is NERO's neuron relevance R[:D] (tested), and the head's bias keeps R_b.
+Starting from the predicted logit instead would explain the class decision, not the relevance vector the
+OOD score is built on.
 
 Rules (why not a stock zennit composite). With BatchNorm merged into the convolutions every conv has a bias,
 and zennit's EpsilonPlus / EpsilonGammaBox let those biases absorb relevance: on EfficientNet-Lite0 measured
-~98% of it never reaches the pixels, so the map cannot be checked against anything. Here every conv after the
-first uses the bias-free z+ rule, which conserves relevance exactly except at a neuron with no positive
-contribution at all (in EfficientNet's depthwise convs: channels whose merged 3x3 kernel is all negative, the
-neuron is "on" only through its bias). z+ would drop those, ~95% of the total; such a neuron instead passes its
-relevance to its receptive field by the w^2 rule (input-independent, always defined). The first conv uses the
-z^B (ZBox) rule for the pixel value range, bias-free, so the map has pixel resolution. Residual sums and
-average pooling use zennit's Norm rule, activations and (merged, now identity) BatchNorms pass relevance through.
-Result: sum of pixel relevance = sum of NERO neuron relevance (= 1 - R_b), up to the 1e-6 stabilisers and float32
-rounding; `Heatmap.conservation_error` reports it for every map.
+~98% of it never reaches the pixels, so the map cannot be checked against anything. Here every conv after
+the first uses the bias-free z+ rule, which conserves relevance exactly except at a neuron with no positive
+contribution at all (in EfficientNet's depthwise convs: channels whose merged kernel is all negative, the
+neuron is "on" only through its bias). z+ would drop those, ~95% of the total; such a neuron instead passes
+its relevance to its receptive field by the w^2 rule (input-independent, always defined). The first conv
+uses the z^B (ZBox) rule for the pixel value range, bias-free, so the map has pixel resolution. Residual
+sums and average pooling use zennit's Norm rule; activations and the merged (now identity) BatchNorms pass
+relevance through. Result: sum of pixel relevance = sum of NERO neuron relevance (= 1 - R_b), up to the 1e-6
+stabilisers and float32 rounding; `Heatmap.conservation_error` reports it for every map.
 
-Architectures: torchvision ResNets (zennit's block canonizers) and timm EfficientNet-Lite (this module's block
-canonizer; timm's BatchNormAct2d is a BatchNorm2d with the activation inside, merged here as a unit). Models
-with parameters in other layer types (DeiT's attention, LayerNorm, embeddings) are refused: zennit has no
-conserving rules for them.
+Architectures: torchvision ResNets (zennit's block canonizers) and timm EfficientNet-Lite (this module's
+block canonizer; timm's BatchNormAct2d is a BatchNorm2d with the activation inside, merged here as a unit).
+Models with parameters in other layer types (DeiT's attention, LayerNorm, embeddings) are refused: zennit
+has no conserving rules for them.
 
 Thread safety: while a map is computed, canonizers rewrite the model's weights and hooks sit on its layers
-(both undone on exit). Never share the classifier with a thread that runs it concurrently; give the explainer
-its own copy (`copy.deepcopy`), as `pipeline.explain_worker` does.
+(both undone on exit). Never share the classifier with a thread that runs it concurrently; give the
+explainer its own copy (`copy.deepcopy`), as `pipeline.explain_worker` does.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class ZPlusOrWSquare(BasicHook):
 
 
 def _layers(module: nn.Module) -> Iterator[nn.Module]:
-    """Leaf modules in registration (= forward) order, a BatchNorm subclass with children counted as one leaf."""
+    """Leaf modules in registration (= forward) order; a BatchNorm subclass with children is one leaf."""
     for child in module.children():
         if isinstance(child, BatchNorm) or not any(True for _ in child.children()):
             yield child
@@ -97,7 +98,7 @@ class MergeBatchNorms(MergeBatchNorm):
     """Fold every BatchNorm that directly follows a conv into it, and make the BatchNorm an exact identity.
 
     zennit's SequentialMergeBatchNorm looks at leaves only, so it misses timm's BatchNormAct2d (it has the
-    activation as a child); and it leaves `eps` in the identity BatchNorm, which rescales every layer slightly.
+    activation as a child); and it leaves `eps` in the identity BatchNorm, which rescales every layer a bit.
     """
 
     def apply(self, root_module: nn.Module) -> list[Canonizer]:
@@ -122,7 +123,7 @@ class MergeBatchNorms(MergeBatchNorm):
 
 
 def _timm_block_forward(self, x: torch.Tensor) -> torch.Tensor:
-    """timm DepthwiseSeparableConv / InvertedResidual forward with the skip add as a Sum module (Norm rule)."""
+    """timm DepthwiseSeparableConv / InvertedResidual forward, the skip add as a Sum module (Norm rule)."""
     shortcut = x
     for name in self.canonizer_layers:
         x = getattr(self, name)(x)
@@ -130,7 +131,7 @@ def _timm_block_forward(self, x: torch.Tensor) -> torch.Tensor:
 
 
 class TimmResidualCanonizer(AttributeCanonizer):
-    """Route the residual add of timm's MobileNet-style blocks through a Sum module, as zennit does for ResNet.
+    """Route the skip add of timm's MobileNet-style blocks through a Sum module, as zennit does for ResNet.
 
     Without it the add's gradient copies the relevance into both branches and doubles it.
     """
@@ -152,14 +153,15 @@ class TimmResidualCanonizer(AttributeCanonizer):
         if layers is None or not module.has_skip:
             return None
         if getattr(module, "conv_s2d", None) is not None or not isinstance(module.se, nn.Identity):
-            raise UserError(f"heatmaps: {name} ({type(module).__name__}) has space-to-depth or squeeze-excitation "
-                            "layers, which have no conserving LRP rule here (supported: EfficientNet-Lite)")
+            raise UserError(f"heatmaps: {name} ({type(module).__name__}) has space-to-depth or "
+                            "squeeze-excitation layers, which have no conserving LRP rule here "
+                            "(supported: EfficientNet-Lite)")
         return {"forward": _timm_block_forward.__get__(module), "canonizer_sum": Sum(),
                 "canonizer_layers": layers}
 
 
 def canonizers_for(model: nn.Module) -> list[Canonizer]:
-    """BatchNorm merging plus the residual canonizer of the model's family; UserError for unsupported layers."""
+    """BatchNorm merging plus the residual canonizer of the model's family; UserError if unsupported."""
     supported = (Convolution, nn.Linear, BatchNorm)
     unsupported = sorted({type(m).__name__ for m in model.modules()
                           if any(True for _ in m.parameters(recurse=False)) and not isinstance(m, supported)})
@@ -175,7 +177,7 @@ def canonizers_for(model: nn.Module) -> list[Canonizer]:
 
 
 def nero_composite(model: nn.Module, preprocess: Preprocess) -> SpecialFirstLayerMapComposite:
-    """The rules described in the module docstring, with the pixel box taken from the model's normalisation."""
+    """The rules of the module docstring, with the pixel box taken from the model's normalisation."""
     low = -preprocess.mean / preprocess.std                 # normalised value of pixel 0
     high = (255.0 - preprocess.mean) / preprocess.std       # ... and of pixel 255
     layer_map = layer_map_base(STABILIZER) + [
@@ -238,8 +240,9 @@ class HeatmapExplainer:
         features = captured["features"].double()
         totals, norms = features.sum(dim=1).tolist(), features.abs().sum(dim=1).tolist()
         boxes = [self._box(frame) for frame in tensors]
+        rows = zip(maps, boxes, totals, norms, probs.cpu().numpy(), strict=True)
         return [Heatmap(m, box, float(m.sum(dtype=np.float64)), total, norm, p)
-                for m, box, total, norm, p in zip(maps, boxes, totals, norms, probs.cpu().numpy(), strict=True)]
+                for m, box, total, norm, p in rows]
 
     def _box(self, frame: torch.Tensor) -> tuple[int, int, int, int]:
         if self.preprocess.crop_content:
@@ -247,8 +250,8 @@ class HeatmapExplainer:
         return 0, int(frame.shape[0]), 0, int(frame.shape[1])
 
 
-# Overlay colours (RGB) at weak and full strength: tissue is red, so positive relevance runs red -> yellow over a
-# grey copy of the frame, negative blue -> cyan.
+# Overlay colours (RGB) at weak and full strength: tissue is red, so positive relevance runs red -> yellow
+# over a grey copy of the frame, negative blue -> cyan.
 POSITIVE = (np.array([200, 0, 0], np.float32), np.array([255, 235, 0], np.float32))
 NEGATIVE = (np.array([0, 40, 200], np.float32), np.array([0, 220, 255], np.float32))
 
@@ -256,8 +259,8 @@ NEGATIVE = (np.array([0, 40, 200], np.float32), np.array([0, 220, 255], np.float
 def scaled_relevance(heatmap: Heatmap, shape: tuple[int, ...]) -> np.ndarray:
     """The heatmap in frame coordinates (H x W), in [-1, 1], 0 outside the region the model saw.
 
-    Scaled by the 99.5th percentile of |relevance| so that one hot pixel cannot wash out the rest; a light blur
-    (about 1% of the width) turns LRP's pixel speckle into readable regions.
+    Scaled by the 99.5th percentile of |relevance| so that one hot pixel cannot wash out the rest; a light
+    blur (about 1% of the width) turns LRP's pixel speckle into readable regions.
     """
     top, bottom, left, right = heatmap.box
     region = cv2.resize(heatmap.relevance, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
