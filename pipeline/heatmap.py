@@ -285,7 +285,7 @@ def overlay(frame: np.ndarray, heatmap: Heatmap, max_side: int | None = None) ->
     low, high = np.where(value >= 0, POSITIVE[0], NEGATIVE[0]), np.where(value >= 0, POSITIVE[1], NEGATIVE[1])
     colour = low + (high - low) * strength
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)[..., None] * 0.75 + 30
-    alpha = 0.85 * strength ** 0.6
+    alpha = 0.9 * strength
     return (grey * (1 - alpha) + colour * alpha).round().astype(np.uint8)
 
 
