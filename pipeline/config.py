@@ -40,8 +40,13 @@ class PreprocessConfig:
 class StreamConfig:
     max_batch: int = 16
     max_wait_ms: float = 10.0
-    queue_size: int = 64
+    queue_size: int = 64            # replay: decoded frames held per stream before the decoder waits
     hwaccel: bool = False
+    live_queue_size: int = 16       # live: frames held per stream before the oldest is dropped
+    read_timeout_s: float = 5.0     # network sources: a stream silent this long counts as broken
+    reconnect_initial_s: float = 0.5  # live: first wait before reconnecting, doubled per failure...
+    reconnect_max_s: float = 10.0     # ...up to this
+    report_every_s: float = 10.0    # live: seconds between metrics lines on stderr (0: none)
 
 
 @dataclass

@@ -1,0 +1,58 @@
+"""Monitor live video: one or more streams through one model, latency first.
+
+SOURCE is a capture device (/dev/video0), a network stream (rtsp://, rtmp://, srt://, udp://, tcp://, http://)
+or a file (played at its own frame rate, standing in for a camera); NAME=SOURCE names the stream (default: the
+file name, device or host). When the model falls behind, the oldest waiting frames are dropped before
+batching, and every drop is counted (heartbeats, periodic reports, summary). A stream that fails or ends is
+reopened with exponential backoff. Ctrl-C (or SIGTERM) stops cleanly: queues drained, audit flushed,
+socket closed.
+
+example:
+  nero live endo=rtsp://192.168.1.20:8554/scope /dev/video0 --jsonl audit.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from pipeline.bundle import load_bundle
+from pipeline.config import load_config
+from pipeline.errors import UserError
+from pipeline.runner import Runner, RunOptions, StreamSpec, add_run_arguments, execute
+from stages.source import source_kind, stream_name
+
+HELP = "monitor live streams (devices, network streams), dropping frames rather than falling behind"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sources", nargs="+", metavar="SOURCE", help="[NAME=]device, stream URL or file")
+    add_run_arguments(parser)
+
+
+def stream_specs(sources: list[str]) -> list[StreamSpec]:
+    """NAME=SOURCE or SOURCE (named after the file, device or host) -> specs with distinct names."""
+    specs: list[StreamSpec] = []
+    for text in sources:
+        named = "=" in text.split("://", 1)[0]
+        name, source = text.split("=", 1) if named else (stream_name(text), text)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise UserError(f"stream name {name!r} may hold only letters, digits, '_', '-' and '.'")
+        if name in {spec.name for spec in specs}:
+            raise UserError(f"two streams are named {name!r}; name them, e.g. {name}_2={source}")
+        specs.append(StreamSpec(name, source))
+    return specs
+
+
+def run(args: argparse.Namespace) -> int:
+    specs = stream_specs(args.sources)
+    for spec in specs:
+        if spec.kind == "file" and not Path(spec.source).is_file():
+            raise UserError(f"no such video file: {spec.source}")
+    config = load_config(args.config)
+    options = RunOptions(live=True, endpoint=args.publish, jsonl=args.jsonl)
+    runner = Runner(load_bundle(config), specs, options)
+    names = ", ".join(f"{spec.name} ({source_kind(spec.source)})" for spec in specs)
+    runner.options.log(f"monitoring {names}; publishing on {runner.endpoint}")
+    return execute(runner, args.metrics_json)

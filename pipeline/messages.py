@@ -1,0 +1,58 @@
+"""The monitor's messages: what goes out on ZeroMQ (multipart [topic, JSON payload]) and into the JSONL audit.
+
+Three kinds, told apart by the `type` field and the topic (subscribers filter by topic prefix):
+
+- `alert.<stream>`, type "frame": one per scored frame.
+  v, type, stream, seq (per stream, +1 per message, from 0), frame (index in the source since it was opened),
+  pts (s), t_capture, t_publish (unix s), pred, prob, score, threshold, ood (score > threshold), alert (after
+  temporal smoothing), explain (nearest centroid class, score terms, top deviating neurons).
+- `event.<stream>`, type "event": event = start | stop | error | reconnecting | alert_on | alert_off, with t,
+  last_seq (seq of the stream's latest frame message, -1 before the first) and details per event.
+- `heartbeat`, type "heartbeat": every second: t, uptime_s, and per stream its state, last_seq, frames and
+  drops.
+
+The JSONL audit holds the frame and event objects, byte for byte as published, one per line; heartbeats are
+liveness, not audit, and go out on ZeroMQ only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+SCHEMA_VERSION = 1
+HEARTBEAT_TOPIC = "heartbeat"
+
+
+def frame_topic(stream: str) -> str:
+    return f"alert.{stream}"
+
+
+def event_topic(stream: str) -> str:
+    return f"event.{stream}"
+
+
+def frame_message(*, stream: str, seq: int, frame: int, pts: float, t_capture: float, t_publish: float,
+                  pred: str, prob: float, score: float, threshold: float, ood: bool, alert: bool,
+                  explain: dict) -> dict[str, Any]:
+    return {
+        "v": SCHEMA_VERSION, "type": "frame", "stream": stream, "seq": seq, "frame": frame,
+        "pts": round(pts, 6), "t_capture": round(t_capture, 6), "t_publish": round(t_publish, 6),
+        "pred": pred, "prob": round(prob, 6), "score": round(score, 6), "threshold": round(threshold, 6),
+        "ood": ood, "alert": alert, "explain": explain,
+    }
+
+
+def event_message(stream: str, event: str, last_seq: int, t: float, **details: Any) -> dict[str, Any]:
+    return {"v": SCHEMA_VERSION, "type": "event", "stream": stream, "event": event, "t": round(t, 6),
+            "last_seq": last_seq, **details}
+
+
+def heartbeat_message(t: float, uptime_s: float, streams: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"v": SCHEMA_VERSION, "type": "heartbeat", "t": round(t, 6), "uptime_s": round(uptime_s, 3),
+            "streams": streams}
+
+
+def encode(message: dict[str, Any]) -> str:
+    """Compact JSON, one line (the audit writes it as is, ZeroMQ sends its UTF-8 bytes)."""
+    return json.dumps(message, separators=(",", ":"))

@@ -1,0 +1,59 @@
+"""Score stage: classify, relevance and NERO score for a batch of frames, in one forward pass.
+
+Input:  a list of H x W x 3 uint8 RGB images (sizes may differ between streams).
+Output: one `Scored` per image, in order: predicted class, its probability, the NERO score (higher = more
+        out-of-distribution) and the compact explanation that goes into the alert's `explain` field.
+
+Frames travel to the model's device as uint8 (a quarter of the bytes of float32) and are resized and
+normalised there (stages/preprocess.py, called by `Bundle.infer`). Equal-sized frames are stacked into one
+pinned host buffer and uploaded in one copy; the buffer is reused, which is safe because every call ends by
+copying its results to the host, so the previous upload has finished before the next one overwrites the
+buffer. Results cross back to the host once per batch, and the explanations are built once per batch by
+`explain_batch`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pipeline.bundle import Bundle
+from pipeline.explanation import explain_batch
+
+
+@dataclass(slots=True)
+class Scored:
+    pred: str
+    prob: float
+    score: float
+    explain: dict
+
+
+class ScoreStage:
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self._pinned: torch.Tensor | None = None
+
+    def _upload(self, images: list[np.ndarray]) -> torch.Tensor | list[torch.Tensor]:
+        shape = images[0].shape
+        if any(image.shape != shape for image in images):
+            return [torch.from_numpy(image).to(self.bundle.device, non_blocking=True) for image in images]
+        if self.bundle.device.type != "cuda":
+            return torch.from_numpy(np.stack(images))
+        wanted = (len(images), *shape)
+        if self._pinned is None or self._pinned.shape[1:] != shape or self._pinned.shape[0] < len(images):
+            self._pinned = torch.empty(wanted, dtype=torch.uint8, pin_memory=True)
+        staged = self._pinned[: len(images)]
+        np.stack(images, out=staged.numpy())
+        return staged.to(self.bundle.device, non_blocking=True)
+
+    def __call__(self, images: list[np.ndarray]) -> list[Scored]:
+        bundle = self.bundle
+        probs, terms = bundle.infer(self._upload(images))
+        confidence, predicted = probs.max(dim=1)
+        rows = torch.stack([predicted.float(), confidence, terms.score.float()], dim=1).cpu().tolist()
+        explanations = explain_batch(terms, bundle.scorer, bundle.class_names)
+        return [Scored(bundle.class_names[int(pred)], prob, score, explain)
+                for (pred, prob, score), explain in zip(rows, explanations, strict=True)]
