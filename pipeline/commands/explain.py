@@ -26,19 +26,18 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from pipeline.bundle import Bundle, load_bundle
-from pipeline.config import load_config
 from pipeline.errors import UserError
-from pipeline.explain_plots import FrameFacts, write_figures
-from pipeline.explanation import TOP_NEURONS, explain_batch
-from pipeline.heatmap import HeatmapExplainer
-from pipeline.images import IMAGE_SUFFIXES, read_rgb
-from pipeline.report import write_report
-from stages.source import open_source
+from pipeline.explanation import TOP_NEURONS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from pipeline.bundle import Bundle
+
+# Plotting, LRP and video decoding are imported when the command runs, so that discovering the subcommands
+# (every `nero` invocation) stays fast.
 
 HELP = "explain a frame (heatmap, neuron and score plots) or a replay (HTML report)"
 
@@ -57,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_video_frame(video: Path, index: int | None, seconds: float | None) -> tuple[np.ndarray, int, float]:
     """(RGB frame, its index, its pts) of the frame at `index`, or the first at or after `seconds`."""
+    from stages.source import open_source
+
     source = open_source(str(video), video.stem)
     try:
         for frame in source:
@@ -71,6 +72,12 @@ def read_video_frame(video: Path, index: int | None, seconds: float | None) -> t
 
 def explain_frame(bundle: Bundle, frame: np.ndarray, out: Path, name: str, top: int) -> dict:
     """Score, explain and draw one frame; returns what NAME.json holds."""
+    import torch
+
+    from pipeline.explain_plots import FrameFacts, write_figures
+    from pipeline.explanation import explain_batch
+    from pipeline.heatmap import HeatmapExplainer
+
     probs, terms = bundle.infer([torch.from_numpy(frame)])
     (explanation,) = explain_batch(terms, bundle.scorer, bundle.class_names, top=top)
     start = time.perf_counter()
@@ -90,6 +97,11 @@ def explain_frame(bundle: Bundle, frame: np.ndarray, out: Path, name: str, top: 
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.bundle import load_bundle
+    from pipeline.config import load_config
+    from pipeline.images import IMAGE_SUFFIXES, read_rgb
+    from pipeline.report import write_report
+
     if args.top < 1:
         raise UserError(f"--top must be at least 1, got {args.top}")
     source = args.input
