@@ -10,9 +10,9 @@ relevance-based explanation are unchanged; `cluster_class` maps a nearest centro
 
 from __future__ import annotations
 
-import faiss
 import torch
 
+from pipeline.centroid_index import faiss
 from pipeline.detectors.base import FitData
 from pipeline.detectors.nero import Nero
 from pipeline.nero import DEFAULT_K, NeroScorer, as_tensor, relevance
@@ -30,6 +30,8 @@ class NeroKMeans(Nero):
         self.seed = seed
 
     def fit(self, data: FitData) -> NeroKMeans:
+        if faiss is None:
+            raise ImportError("nero-kmeans clusters with FAISS: pip install 'nero-monitor[cpu]' (or [gpu])")
         plain = super().fit(data).scorer
         features = as_tensor(data.features, plain.device)
         neurons = relevance(features, plain.weight, plain.bias)[:, : plain.feature_dim]
