@@ -7,6 +7,8 @@ class's mean relevance (in neuron space, not PCA space, so the indices are real 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from pipeline.nero import NeroScorer, NeroTerms
@@ -18,6 +20,11 @@ def neuron_deviation(terms: NeroTerms, scorer: NeroScorer) -> torch.Tensor:
     """N x D: each neuron's relevance minus the nearest class's mean relevance for that neuron."""
     dim = scorer.feature_dim
     return terms.relevance[:, :dim] - scorer.raw_means[terms.nearest, :dim]
+
+
+def _number(value: float, digits: int) -> float | None:
+    """Rounded; None (JSON null) for NaN or inf, which JSON cannot carry (e.g. from a broken artifact)."""
+    return round(value, digits) if math.isfinite(value) else None
 
 
 def explain_batch(terms: NeroTerms, scorer: NeroScorer, class_names: list[str],
@@ -40,10 +47,10 @@ def explain_batch(terms: NeroTerms, scorer: NeroScorer, class_names: list[str],
         total = distance + bias_term
         explanations.append({
             "nearest": class_names[int(nearest)],
-            "distance": round(distance, 6),
-            "bias_term": round(bias_term, 6),
-            "rho": round(rho, 6),
-            "distance_share": round(distance / total, 4) if total > 0 else 0.0,
-            "neurons": [[int(n), round(v, 6)] for n, v in zip(neurons, values, strict=True)],
+            "distance": _number(distance, 6),
+            "bias_term": _number(bias_term, 6),
+            "rho": _number(rho, 6),
+            "distance_share": _number(distance / total, 4) if total > 0 else None,
+            "neurons": [[int(n), _number(v, 6)] for n, v in zip(neurons, values, strict=True)],
         })
     return explanations

@@ -186,6 +186,11 @@ def _seconds(value: float) -> str:
     return f"{int(minutes)}:{seconds:05.2f}"
 
 
+def _number(value: float | None, spec: str) -> str:
+    """A number from the audit file; the explanation writes null for NaN/inf, shown as n/a."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def _data_uri(data: bytes, kind: str) -> str:
     return f"data:image/{kind};base64,{base64.b64encode(data).decode('ascii')}"
 
@@ -206,7 +211,7 @@ img.timeline { width: 100%; border: 1px solid #ddd; } img.thumb { max-width: 740
 def interval_row(interval: Interval, view: PeakView | None) -> str:
     peak, start, end = interval.peak, interval.start, interval.end
     explain = peak.get("explain", {})
-    neurons = ", ".join(f"#{n} ({v:+.3g})" for n, v in explain.get("neurons", []))
+    neurons = ", ".join(f"#{n} ({_number(v, '+.3g')})" for n, v in explain.get("neurons", []))
     if view is None:
         picture = '<span class="muted">no thumbnail (only the highest peaks get one)</span>'
         check = ""
@@ -223,7 +228,7 @@ def interval_row(interval: Interval, view: PeakView | None) -> str:
         f"{peak['score'] / peak['threshold']:.2f} x threshold</span>{check}</td>"
         f"<td>{html.escape(str(peak.get('pred', '')))} ({peak.get('prob', 0):.0%})<br><span class='muted'>"
         f"nearest centroid: {html.escape(str(explain.get('nearest', '?')))}<br>distance share "
-        f"{explain.get('distance_share', 0):.0%}, rho {explain.get('rho', 0):.3f}<br>"
+        f"{_number(explain.get('distance_share'), '.0%')}, rho {_number(explain.get('rho'), '.3f')}<br>"
         f"neurons: {neurons}</span></td>"
         f"<td>{picture}</td></tr>"
     )

@@ -8,22 +8,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from pipeline.explain_worker import ExplainResult, ExplainWorker
 from pipeline.images import list_images, read_rgb
-from pipeline.models import FeatureClassifier, build_model
-from stages.preprocess import Preprocess
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 pytestmark = pytest.mark.skipif(not (DATA / "kvasir-seg").is_dir(),
                                 reason=f"real frames not found under {DATA}")
-
-
-@pytest.fixture(scope="module")
-def classifier() -> FeatureClassifier:
-    torch.manual_seed(0)
-    return FeatureClassifier(build_model("resnet18", num_classes=2)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +42,11 @@ class Collector:
             return list(self.results)
 
 
-def test_every_accepted_frame_comes_back_as_a_png_with_its_seq(classifier, frames):
+def test_every_accepted_frame_comes_back_as_a_png_with_its_seq(bundle, frames):
     collector = Collector()
-    with ExplainWorker(classifier, Preprocess(), collector, max_pending=len(frames), max_side=320) as worker:
+    worker = ExplainWorker(bundle.classifier, bundle.preprocess, collector, max_pending=len(frames),
+                           max_side=320)
+    with worker:
         accepted = [worker.submit("cam1", seq, frame) for seq, frame in enumerate(frames)]
         results = collector.wait_for(len(frames))
     assert all(accepted) and worker.stats.submitted == len(frames) and worker.stats.dropped == 0
@@ -69,9 +62,9 @@ def test_every_accepted_frame_comes_back_as_a_png_with_its_seq(classifier, frame
     assert worker.stats.done == len(frames) and worker.stats.failed == 0
 
 
-def test_submit_never_blocks_and_counts_drops(classifier, frames):
+def test_submit_never_blocks_and_counts_drops(bundle, frames):
     collector = Collector()
-    with ExplainWorker(classifier, Preprocess(), collector, max_pending=1) as worker:
+    with ExplainWorker(bundle.classifier, bundle.preprocess, collector, max_pending=1) as worker:
         outcomes, slowest = [], 0.0
         for seq in range(20):                      # a burst of alerting frames, far faster than heatmaps
             start = time.perf_counter()
@@ -86,8 +79,8 @@ def test_submit_never_blocks_and_counts_drops(classifier, frames):
     assert [r.seq for r in results] == [seq for seq, ok in enumerate(outcomes) if ok]
 
 
-def test_close_is_idempotent_and_ends_submissions(classifier):
-    worker = ExplainWorker(classifier, Preprocess(), lambda result: None).start()
+def test_close_is_idempotent_and_ends_submissions(bundle):
+    worker = ExplainWorker(bundle.classifier, bundle.preprocess, lambda result: None).start()
     worker.close()
     worker.close()
     with pytest.raises(RuntimeError):
