@@ -16,6 +16,8 @@ Choices, and why (docs/DATA.md says the same at more length):
   covers at least POLYP_SHARE of the window, or the window holds at least POLYP_COVER of one polyp (a small
   polyp seen whole) and that polyp fills at least MIN_SHARE of the window. Anything between is ambiguous and
   not written (those windows are still in-distribution, but not a clean class).
+- Sampling: at each scale every window position on a GRID_STEP px grid is labelled and one window per class is
+  drawn at random; scales are visited in random order.
 - Balance: per frame at most PER_FRAME windows of each class, then within each split and scale the larger class
   is subsampled to the smaller. Balancing per scale stops the zoom level from being a shortcut to the label
   (large windows hold polyps far more often than small ones).
