@@ -9,6 +9,7 @@ Matplotlib's object API only (no pyplot state), so figures can be drawn from any
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,7 +147,8 @@ def score_figure(facts: FrameFacts) -> Figure:
               label=f"lambda|R_b| x rho = {bias_part:.3g}\n(R_b: relevance left on the head's bias)")
     axis.axvline(facts.threshold, color="#c00000", linewidth=2, linestyle="--",
                  label=f"alert threshold {facts.threshold:.3g}")
-    axis.set_xlim(0, 1.12 * max(facts.score, facts.threshold))
+    finite = [value for value in (facts.score, facts.threshold) if math.isfinite(value)]
+    axis.set_xlim(0, 1.12 * max(finite, default=1.0))
     axis.set_ylim(-0.6, 0.6)
     axis.set_yticks([])
     axis.set_xlabel("score (higher = further from the training data)")
