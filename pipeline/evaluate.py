@@ -11,10 +11,18 @@ floor(0.95 n); AUPR-In (ID positive, score negated) and AUPR-Out (OOD positive),
 Hyperparameters that some detectors choose (`pipeline.detectors.tuned`) are chosen on in-distribution data
 only: held-out training images (or --id-val) against synthetic outliers made from them (patch-shuffled and
 colour-channel-rotated copies), never on the OOD sets reported here.
+
+Video (optional): every feature-space detector also scores each frame of a clip with per-frame ground truth
+(`CLIP.truth.csv`, column `ood`), raw and after causal temporal smoothing of the score (moving mean or median
+over the last W frames, as a live monitor could run it). The threshold is the one `nero fit` would set: 95%
+of the in-distribution test images score at or below it. Reported per setting: frame-level AUROC, the share
+of ID / OOD frames over the threshold, and, through the monitor's own alert hysteresis (`stages.alert`),
+false alerts per minute of in-distribution video, OOD segments missed and the delay to the first alert.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import time
@@ -28,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from tqdm import tqdm
 
-from pipeline.config import Config
+from pipeline.config import AlertConfig, Config
 from pipeline.detectors import (
     DETECTORS,
     AnyDetector,
@@ -43,12 +51,16 @@ from pipeline.errors import UserError
 from pipeline.features import extract_features
 from pipeline.images import image_folder, list_images, read_rgb
 from pipeline.models import FeatureClassifier, file_sha256, load_classifier
+from stages.alert import Hysteresis
 from stages.preprocess import Preprocess
+from stages.source import open_source
 
 ALL = "all"
 TPR_LEVEL = 0.95
 JIGSAW_GRID = 4
 METRICS = ("auroc", "fpr95", "aupr_in", "aupr_out")
+ID_QUANTILE = 0.95                       # the alert threshold rule of `nero fit`
+SMOOTHING = ("none", "mean5", "mean13", "mean25", "median5", "median13", "median25")
 
 
 # ---------------------------------------------------------------- metrics
@@ -179,6 +191,35 @@ class FeatureCache:
         tensors = self._cached(f"features{'.' + transform if transform else ''}", image_set.paths, compute)
         return tensors["features"], tensors["logits"]
 
+    def video_features(self, clip: Path) -> tuple[torch.Tensor, ...]:
+        """(features, logits) of every decoded frame of a video file, in order."""
+
+        def compute() -> dict[str, torch.Tensor]:
+            source = open_source(str(clip), "eval")
+            features, logits, batch = [], [], []
+
+            def flush() -> None:
+                frames = torch.from_numpy(np.stack(batch)).to(self.device)
+                with torch.no_grad():
+                    f, lg = self.classifier(self.preprocess(frames))
+                features.append(f.float().cpu())
+                logits.append(lg.float().cpu())
+                batch.clear()
+
+            try:
+                for frame in tqdm(source, desc=clip.name, unit="frame", leave=False, disable=None):
+                    batch.append(frame.image)
+                    if len(batch) == self.batch_size:
+                        flush()
+                if batch:
+                    flush()
+            finally:
+                source.close()
+            return {"features": torch.cat(features), "logits": torch.cat(logits)}
+
+        tensors = self._cached("video", [clip], compute)
+        return tensors["features"], tensors["logits"]
+
     def input_scores(self, detector: InputDetector, image_set: ImageSet) -> torch.Tensor:
         """An input-gradient detector's scores of a set, batch by batch through the classifier."""
         settings = ",".join(f"{k}={v}" for k, v in sorted(detector.params().items()))
@@ -198,6 +239,86 @@ class FeatureCache:
         return self._cached(f"{detector.name}[{settings}]", image_set.paths, compute)["scores"]
 
 
+# ---------------------------------------------------------------- video
+
+@dataclass
+class Video:
+    """A clip with per-frame truth, and what each detector made of it (filled in by `evaluate`)."""
+
+    clip: Path
+    truth: np.ndarray                                   # per frame: True = out-of-distribution
+    fps: float
+    alert: AlertConfig
+    scores: dict[str, np.ndarray] = field(default_factory=dict)         # method -> raw frame scores
+    thresholds: dict[str, float] = field(default_factory=dict)
+    results: dict[str, dict[str, dict]] = field(default_factory=dict)   # method -> smoothing -> metrics
+
+    @classmethod
+    def load(cls, clip: Path, alert: AlertConfig) -> Video:
+        """The clip and its sidecar CLIP.truth.csv (one row per frame, column `ood` = 0/1)."""
+        truth_file = clip.with_suffix(".truth.csv")
+        if not truth_file.is_file():
+            raise UserError(f"no per-frame truth for {clip}: expected {truth_file} with a column 'ood'")
+        with truth_file.open(newline="") as file:
+            rows = list(csv.DictReader(file))
+        if not rows or "ood" not in rows[0]:
+            raise UserError(f"{truth_file} has no 'ood' column")
+        source = open_source(str(clip), "eval")
+        fps = source.info["fps"] or 25.0
+        source.close()
+        return cls(clip, np.array([int(row["ood"]) == 1 for row in rows]), fps, alert)
+
+    def add(self, method: str, scores: np.ndarray, threshold: float) -> None:
+        if len(scores) != len(self.truth):
+            raise UserError(f"{self.clip} decodes to {len(scores)} frames but its truth file has "
+                            f"{len(self.truth)} rows")
+        self.scores[method], self.thresholds[method] = scores, threshold
+        self.results[method] = {
+            setting: video_metrics(smooth(scores, setting), self.truth, threshold, self.fps, self.alert)
+            for setting in SMOOTHING}
+
+
+def smooth(scores: np.ndarray, setting: str) -> np.ndarray:
+    """Causal smoothing ("mean13" = mean of this frame and the 12 before it; the first frame stands in
+    for frames before the start), so a live monitor can run it; "none" leaves the scores as they are."""
+    if setting == "none":
+        return scores
+    kind, window = setting.rstrip("0123456789"), int(setting.lstrip("abcdefghijklmnopqrstuvwxyz"))
+    padded = np.concatenate([np.full(window - 1, scores[0]), scores])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window)
+    return windows.mean(axis=1) if kind == "mean" else np.median(windows, axis=1)
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each run of True values, end exclusive."""
+    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+
+
+def video_metrics(scores: np.ndarray, truth: np.ndarray, threshold: float, fps: float,
+                  alert: AlertConfig) -> dict[str, float | None]:
+    """Frame-level AUROC and flag rates, and alerts as the monitor's hysteresis would raise them."""
+    flagged = scores > threshold
+    hysteresis = Hysteresis(alert.on_count, alert.window, alert.off_after)
+    on = np.zeros(len(scores), dtype=bool)
+    onsets = []
+    for i, frame_flagged in enumerate(flagged.tolist()):
+        if hysteresis.update(frame_flagged) and hysteresis.alert:
+            onsets.append(i)
+        on[i] = hysteresis.alert
+    delays = [float(np.argmax(on[start:end])) / fps for start, end in runs(truth) if on[start:end].any()]
+    segments = len(runs(truth))
+    return {
+        "auroc": 100.0 * roc_auc_score(truth, scores),
+        "id_flagged": 100.0 * float(flagged[~truth].mean()),
+        "ood_flagged": 100.0 * float(flagged[truth].mean()),
+        "false_alerts_per_min": sum(not truth[i] for i in onsets) / ((~truth).sum() / fps / 60.0),
+        "missed_segments": segments - len(delays),
+        "segments": segments,
+        "mean_delay_s": float(np.mean(delays)) if delays else None,
+    }
+
+
 # ---------------------------------------------------------------- running the detectors
 
 @dataclass
@@ -209,6 +330,7 @@ class Evaluation:
     results: dict[str, dict[str, dict[str, float]]]           # method -> OOD set (and "all") -> metrics
     info: dict[str, dict[str, object]] = field(default_factory=dict)   # method -> params, timings, validation
     meta: dict[str, object] = field(default_factory=dict)
+    video: Video | None = None
 
 
 def held_out_rows(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
@@ -263,8 +385,9 @@ def evaluate(
     id_val: ImageSet | None = None,
     val_fraction: float = 0.2,
     seed: int = 0,
+    video: Video | None = None,
 ) -> Evaluation:
-    """Fit each detector on `id_train`, score `id_test` and every OOD set, and compute the metrics."""
+    """Fit each detector on `id_train`, score `id_test`, every OOD set and the video, compute the metrics."""
     device = cache.device
     test_sets = [id_test, *oods]
     names = [s.name for s in test_sets]
@@ -276,8 +399,9 @@ def evaluate(
                     torch.tensor(id_train.labels, device=device),
                     head.weight.detach().float().to(device), head.bias.detach().float().to(device))
     train.validation, validation_info = build_validation(cache, train, id_train, id_val, val_fraction, seed)
+    video_features = [t.to(device) for t in cache.video_features(video.clip)] if video is not None else None
 
-    evaluation = Evaluation(id_test.name, {}, {})
+    evaluation = Evaluation(id_test.name, {}, {}, video=video)
     for name in tqdm(detectors, desc="detectors", unit="detector", disable=None):
         detector = build_detector(name, arch)
         started = time.perf_counter()
@@ -288,6 +412,9 @@ def evaluate(
                                    "score_s": round(time.perf_counter() - fitted, 3)}
         if isinstance(detector, Detector):
             info["validation_auroc"] = round(_validation_auroc(name, arch, detector, train.validation), 2)
+            if video is not None:
+                frame_scores = detector.score(*video_features).double().cpu().numpy()
+                video.add(name, frame_scores, float(np.quantile(scores[id_test.name], ID_QUANTILE)))
         evaluation.scores[name] = scores
         evaluation.results[name] = metrics_by_set(scores, id_test.name, [s.name for s in oods])
         evaluation.info[name] = info
@@ -368,7 +495,66 @@ def write_report(evaluation: Evaluation, out: Path, histogram_method: str = "ner
     written += plot_roc(evaluation, out)
     if histogram_method in evaluation.scores:
         written.append(plot_histograms(evaluation, histogram_method, out))
+    video = evaluation.video
+    if video is not None:
+        written += [out / "video.json", out / "video.md"]
+        summary = {"clip": str(video.clip), "frames": len(video.truth), "fps": video.fps,
+                   "alert": vars(video.alert), "thresholds": video.thresholds, "results": video.results}
+        written[-2].write_text(json.dumps(summary, indent=2) + "\n")
+        written[-1].write_text(video_table(video))
+        if histogram_method in video.scores:
+            written.append(plot_video(video, histogram_method, out))
     return written
+
+
+def video_table(video: Video) -> str:
+    """Frame-level AUROC, then false alerts per minute and missed OOD segments, by smoothing setting."""
+    minutes = (~video.truth).sum() / video.fps / 60.0
+    header = "| method | " + " | ".join(SMOOTHING) + " |\n" + "|---" * (len(SMOOTHING) + 1) + "|\n"
+
+    def rows(cell: Callable[[dict], str]) -> str:
+        return "".join(f"| {m} | " + " | ".join(cell(r[s]) for s in SMOOTHING) + " |\n"
+                       for m, r in video.results.items())
+
+    def delay(r: dict) -> str:
+        return "-" if r["mean_delay_s"] is None else f"{r['mean_delay_s']:.2f}"
+
+    alert = video.alert
+    return (f"Video {video.clip.name}: {len(video.truth)} frames at {video.fps:g} fps, {minutes:.2f} min "
+            f"in-distribution, {len(runs(video.truth))} OOD segments. Smoothing is causal (meanW / medianW: "
+            f"this frame and the W-1 before it). Threshold: 95% of the in-distribution test images score at "
+            f"or below it. Alert: on once {alert.on_count} of the last {alert.window} frames are over it, "
+            f"off after {alert.off_after} quiet frames (config section alert).\n\n"
+            "Frame-level AUROC (%):\n\n" + header + rows(lambda r: f"{r['auroc']:.2f}")
+            + "\nFalse alerts per minute of in-distribution video / OOD segments missed:\n\n" + header
+            + rows(lambda r: f"{r['false_alerts_per_min']:.2f} / {r['missed_segments']}")
+            + "\nMean delay from the start of an OOD segment to its first alert (s):\n\n" + header
+            + rows(delay))
+
+
+def plot_video(video: Video, method: str, out: Path) -> Path:
+    """One method's frame scores over the clip, raw and smoothed, with the truth shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seconds = np.arange(len(video.truth)) / video.fps
+    fig, ax = plt.subplots(figsize=(11, 3.8))
+    for start, end in runs(video.truth):
+        ax.axvspan(seconds[start], seconds[end - 1], color="tab:red", alpha=0.12, lw=0)
+    raw = video.scores[method]
+    ax.plot(seconds, raw, color="grey", lw=0.6, label="raw")
+    ax.plot(seconds, smooth(raw, "mean13"), color="tab:blue", lw=1.6, label="mean13 (causal, 0.5 s)")
+    ax.axhline(video.thresholds[method], color="black", ls="--", lw=1, label="threshold (95% ID test)")
+    ax.set(xlabel="seconds (OOD segments shaded)", ylabel=f"{method} score",
+           title=f"{method} on {video.clip.name}")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    path = out / f"video_{method}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def plot_roc(evaluation: Evaluation, out: Path) -> list[Path]:

@@ -7,7 +7,9 @@ AUROC, FPR@95TPR, AUPR-In, AUPR-Out, in percent, OOD = positive class (higher sc
 
 Writes to --out: results.json ({method: {ood_set: {auroc, fpr95, aupr_in, aupr_out}}}), results.md (the
 table), results.csv, run.json (settings, timings, validation AUROC, set sizes), scores.npz (every score),
-roc_<set>.png and hist_nero.png. Features are cached (--cache), so a rerun costs no forward pass.
+roc_<set>.png and hist_nero.png; with --video CLIP also video.json, video.md and video_nero.png (frame
+AUROC, false alerts per minute and detection delay, raw and with causal temporal smoothing of the score).
+Features are cached (--cache), so a rerun costs no forward pass.
 
 Settings some detectors choose for themselves (nero-tuned, nero-kmeans, relevance-knn) are chosen on
 in-distribution data only: --id-val, or else a held-out share of --id-train, against synthetic outliers.
@@ -26,6 +28,7 @@ from pipeline.config import REPO_ROOT, load_config
 from pipeline.evaluate import (
     ALL,
     FeatureCache,
+    Video,
     evaluate,
     folder_set,
     known_detectors,
@@ -50,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "of --id-train)")
     parser.add_argument("--val-fraction", type=float, default=0.2,
                         help="share of --id-train held out for choosing settings when --id-val is not given")
+    parser.add_argument("--video", type=Path,
+                        help="also score every frame of this clip; needs CLIP.truth.csv (column ood = 0/1)")
     parser.add_argument("--detectors", default="all", help="comma-separated detector names (default: all)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                         help="feature cache folder (default: work/cache/features)")
@@ -64,11 +69,12 @@ def run(args: argparse.Namespace) -> int:
     test, _ = folder_set("id-test", args.id_test, classes)
     validation = folder_set("id-val", args.id_val, classes)[0] if args.id_val else None
     oods = ood_sets(args.ood)
+    video = Video.load(args.video, config.alert) if args.video else None
     device = config.torch_device()
     classifier, preprocess, model_key = model_for(config, device)
     cache = FeatureCache(args.cache, classifier, preprocess, model_key, device, args.batch_size)
     evaluation = evaluate(cache, classifier.head, train, test, oods, detectors, config.model.arch,
-                          validation, args.val_fraction, args.seed)
+                          validation, args.val_fraction, args.seed, video)
     written = write_report(evaluation, args.out)
     print(f"ID test accuracy {evaluation.meta['id_test_accuracy']:.2f}% on {len(test.paths)} images; "
           f"{len(train.paths)} training images; OOD: "
@@ -76,5 +82,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'method':<16} {'AUROC':>7} {'FPR95':>7}   ({ALL} OOD sets pooled)")
     for method, by_set in evaluation.results.items():
         print(f"{method:<16} {by_set[ALL]['auroc']:7.2f} {by_set[ALL]['fpr95']:7.2f}")
+    if video is not None:
+        nero = video.results.get("nero")
+        if nero:
+            print(f"video {args.video.name}: nero frame AUROC {nero['none']['auroc']:.2f} raw, "
+                  f"{nero['mean13']['auroc']:.2f} with mean13 smoothing")
     print(f"wrote {len(written)} files to {args.out}")
     return 0

@@ -12,7 +12,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from pipeline.config import REPO_ROOT
+from pipeline.config import REPO_ROOT, AlertConfig
 from pipeline.evaluate import (
     ALL,
     FeatureCache,
@@ -24,6 +24,9 @@ from pipeline.evaluate import (
     metrics_by_set,
     ood_metrics,
     rotate_channels,
+    runs,
+    smooth,
+    video_metrics,
 )
 from pipeline.images import list_images, read_rgb
 from stages.preprocess import Preprocess
@@ -111,3 +114,34 @@ def test_markdown_table_bolds_the_best_of_each_column():
     assert "| a | **90.00** / 30.00 | **90.00** / 30.00 |" in table
     assert "| b | 80.00 / **20.00** | 80.00 / **20.00** |" in table
     assert "| a | **90.00** | 30.00 | **90.00** | **90.00** | 70.00 |" in table
+
+
+def test_smoothing_is_causal_and_starts_from_the_first_frame():
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=40)
+    mean5 = smooth(scores, "mean5")
+    assert mean5[0] == scores[0] and mean5[10] == pytest.approx(scores[6:11].mean())
+    assert smooth(scores, "median5")[10] == np.median(scores[6:11])
+    changed = scores.copy()
+    changed[30:] += 100                                      # the future must not move the past
+    np.testing.assert_array_equal(smooth(changed, "median13")[:30], smooth(scores, "median13")[:30])
+    assert smooth(scores, "none") is scores
+
+
+def test_runs_of_true():
+    assert runs(np.array([0, 1, 1, 0, 0, 1, 0, 1], dtype=bool)) == [(1, 3), (5, 6), (7, 8)]
+
+
+def test_video_metrics_count_alerts_through_the_monitor_hysteresis():
+    fps = 10.0
+    truth = np.zeros(1200, dtype=bool)                      # 2 minutes, two OOD segments
+    truth[300:340] = truth[900:950] = True
+    scores = np.zeros(1200)
+    scores[310:340] = 1.0                                    # first segment: flagged from its 11th frame
+    scores[600:603] = 1.0                                    # a 3-frame blip on in-distribution video
+    metrics = video_metrics(scores, truth, 0.5, fps, AlertConfig(on_count=3, window=5, off_after=10))
+    assert metrics["missed_segments"] == 1 and metrics["segments"] == 2
+    assert metrics["mean_delay_s"] == pytest.approx(1.2)         # frames 310..312 switch it on at 312
+    assert metrics["false_alerts_per_min"] == pytest.approx(1 / (1110 / fps / 60))
+    assert metrics["ood_flagged"] == pytest.approx(100 * 30 / 90)
+    assert metrics["id_flagged"] == pytest.approx(100 * 3 / 1110)

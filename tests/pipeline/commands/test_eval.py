@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -36,10 +37,14 @@ def _link(files: list[Path], folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory) -> dict[str, Path]:
+def bench(tmp_path_factory, demo_clip, demo_frames, make_clip) -> dict[str, Path]:
     from pipeline.pretrained import imagenet_efficientnet_lite0
 
     root = tmp_path_factory.mktemp("bench")
+    # demo_frames are every 30th frame of the demo clip: carry their truth rows over to the short clip.
+    truth = demo_clip.with_suffix(".truth.csv").read_text().splitlines()
+    make_clip(root / "short.mp4", demo_frames)
+    (root / "short.truth.csv").write_text("\n".join([truth[0], *truth[1::30][: len(demo_frames)]]) + "\n")
     train = list_images(DATA / "kvasir-seg" / "train" / "images")[:24]
     test = list_images(DATA / "kvasir-seg" / "val" / "images")[:8]
     _link(train[0::2], root / "train" / "a")
@@ -57,7 +62,7 @@ def bench(tmp_path_factory) -> dict[str, Path]:
     args = ["eval", "--config", str(config), "--id-train", str(root / "train"),
             "--id-test", str(root / "test"),
             "--ood", str(DATA / "ood" / "natural"), "--ood", str(root / "capsule"),
-            "--out", str(root / "out"), "--cache", str(root / "cache")]
+            "--out", str(root / "out"), "--cache", str(root / "cache"), "--video", str(root / "short.mp4")]
     assert main(args) == 0
     return {"root": root, "config": config, "out": root / "out", "args": args}
 
@@ -80,7 +85,7 @@ def test_every_detector_reports_every_set_and_the_files_are_written(bench):
             assert set(metrics) == {"auroc", "fpr95", "aupr_in", "aupr_out"}
             assert all(0 <= v <= 100 for v in metrics.values())
     for name in ("results.md", "results.csv", "run.json", "roc_natural.png", "roc_capsule.png", "roc_all.png",
-                 "hist_nero.png"):
+                 "hist_nero.png", "video.md", "video_nero.png"):
         assert (bench["out"] / name).stat().st_size > 0, name
     table = (bench["out"] / "results.md").read_text()
     assert all(f"| {method} |" in table for method in DETECTORS)
@@ -113,6 +118,18 @@ def test_metrics_match_a_direct_computation(bench):
                 assert results[method][set_name][metric] == pytest.approx(value, abs=1e-6), (method, set_name)
     saved = np.load(bench["out"] / "scores.npz")
     np.testing.assert_allclose(saved["nero/capsule"], nero_scores["capsule"], rtol=1e-5)
+
+    with av.open(str(root / "short.mp4")) as container:
+        frames = [torch.from_numpy(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+    with torch.no_grad():
+        frame_scores = nero.score(classifier(preprocess(torch.stack(frames)))[0])
+    rows = (root / "short.truth.csv").read_text().splitlines()[1:]
+    ood = np.array([int(row.split(",")[3]) for row in rows])
+    video = json.loads((bench["out"] / "video.json").read_text())
+    assert video["frames"] == len(frames) == len(ood) and 0 < ood.sum() < len(ood)
+    assert video["thresholds"]["nero"] == pytest.approx(np.quantile(nero_scores["test"], 0.95), rel=1e-6)
+    assert video["results"]["nero"]["none"]["auroc"] == pytest.approx(100 * roc_auc_score(ood, frame_scores),
+                                                                      abs=1e-6)
 
 
 def test_a_rerun_reads_the_cache(bench):
