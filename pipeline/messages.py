@@ -5,7 +5,8 @@ Three kinds, told apart by the `type` field and the topic (subscribers filter by
 - `alert.<stream>`, type "frame": one per scored frame.
   v, type, stream, seq (per stream, +1 per message, from 0), frame (index in the source since it was opened),
   pts (s), t_capture, t_publish (unix s), pred, prob, score, threshold, ood (score > threshold), alert (after
-  temporal smoothing), explain (nearest centroid class, score terms, top deviating neurons).
+  temporal smoothing), explain (nearest centroid class, score terms, top deviating neurons). A number that is
+  not finite is sent as null (a NaN score counts as ood).
 - `event.<stream>`, type "event": event = start | stop | error | reconnecting | alert_on | alert_off, with t,
   last_seq (seq of the stream's latest frame message, -1 before the first) and details per event.
 - `heartbeat`, type "heartbeat": every second: t, uptime_s, and per stream its state, last_seq, frames and
@@ -18,6 +19,7 @@ liveness, not audit, and go out on ZeroMQ only.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -32,13 +34,18 @@ def event_topic(stream: str) -> str:
     return f"event.{stream}"
 
 
+def number(value: float, digits: int = 6) -> float | None:
+    """Rounded; None (JSON null) for NaN and infinity, which JSON cannot carry."""
+    return round(value, digits) if math.isfinite(value) else None
+
+
 def frame_message(*, stream: str, seq: int, frame: int, pts: float, t_capture: float, t_publish: float,
                   pred: str, prob: float, score: float, threshold: float, ood: bool, alert: bool,
                   explain: dict) -> dict[str, Any]:
     return {
         "v": SCHEMA_VERSION, "type": "frame", "stream": stream, "seq": seq, "frame": frame,
         "pts": round(pts, 6), "t_capture": round(t_capture, 6), "t_publish": round(t_publish, 6),
-        "pred": pred, "prob": round(prob, 6), "score": round(score, 6), "threshold": round(threshold, 6),
+        "pred": pred, "prob": number(prob), "score": number(score), "threshold": number(threshold),
         "ood": ood, "alert": alert, "explain": explain,
     }
 
@@ -54,5 +61,5 @@ def heartbeat_message(t: float, uptime_s: float, streams: dict[str, dict[str, An
 
 
 def encode(message: dict[str, Any]) -> str:
-    """Compact JSON, one line (the audit writes it as is, ZeroMQ sends its UTF-8 bytes)."""
-    return json.dumps(message, separators=(",", ":"))
+    """Compact JSON, one line (the audit writes it as is, ZeroMQ sends its UTF-8 bytes); strict: no NaN."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)

@@ -54,6 +54,7 @@ from stages.source import Frame, Source, SourceError, open_source, source_kind
 
 RESULT_QUEUE_BATCHES = 4   # scored batches waiting for the publish thread
 STOP_GRACE_S = 2.0         # after stop(), how long a blocked subscriber may hold the replay back
+RETRY_MIN_S, RETRY_MAX_S = 0.0005, 0.02   # replay: pauses between sends a lagging subscriber refused
 END = object()             # what a closed and empty queue returns
 
 
@@ -458,14 +459,15 @@ class Runner:
         line = messages.encode(message)
         if self.audit:
             self.audit.write(line)
-        blocked_since = None
+        pause, blocked_since = RETRY_MIN_S, None
         while not self.publisher.try_send(topic, line):
             if self._stopping.is_set():
                 blocked_since = blocked_since or time.perf_counter()
                 if time.perf_counter() - blocked_since > STOP_GRACE_S:
                     self.unsent += 1
                     return
-            self.publisher.wait_writable(0.1)
+            time.sleep(pause)
+            pause = min(2 * pause, RETRY_MAX_S)
 
     def _heartbeat(self, uptime: float, alert: AlertStage) -> None:
         """Liveness for displays (never blocks: a lagging subscriber just misses a beat)."""

@@ -1,7 +1,8 @@
 """Alert stage: the raw per-frame decision and a smoothed alert that does not flicker.
 
 Input:  (stream name, NERO score) per frame, in each stream's frame order.
-Output: a `Decision` per frame: `ood` = score > threshold (the raw decision, threshold from the artifact);
+Output: a `Decision` per frame: `ood` = score > threshold (the raw decision, threshold from the artifact; a
+        NaN score counts as out-of-distribution);
         `alert` = the smoothed state, switched on once `on_count` of the last `window` frames were `ood`, and
         off again after `off_after` consecutive frames that were not; `changed` is True on the frame that
         switched it.
@@ -60,7 +61,7 @@ class AlertStage:
         state = self._streams.get(stream)
         if state is None:
             state = self._streams[stream] = Hysteresis(*self._settings)
-        ood = score > self.threshold
+        ood = not score <= self.threshold   # NaN (a broken frame or model) counts as out-of-distribution
         changed = state.update(ood)
         return Decision(ood, state.alert, changed)
 

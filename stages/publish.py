@@ -9,7 +9,8 @@ a PUB so that it sees subscriptions arrive (`wait_for_subscribers`, for a replay
 its subscriber listens). What happens when a subscriber lags is chosen at construction:
 
 - lossless (replay): a send that would exceed a subscriber's high-water mark is refused (`try_send` returns
-  False, ZMQ_XPUB_NODROP) and the caller waits (`wait_writable`) and retries: backpressure, nothing lost;
+  False, ZMQ_XPUB_NODROP) and the caller retries a little later: backpressure, nothing lost. (An XPUB socket
+  always polls as writable, so there is no event to wait for.)
 - not lossless (live): ZeroMQ drops that subscriber's copy once its queue holds `high_water_mark` messages, so
   a slow or dead subscriber never blocks the pipeline nor the other subscribers; the subscriber sees the gap
   in `seq` (pipeline/subscriber.py reports it).
@@ -65,9 +66,6 @@ class Publisher:
         except zmq.Again:
             return False
         return True
-
-    def wait_writable(self, timeout_s: float) -> bool:
-        return bool(self.socket.poll(int(timeout_s * 1000), zmq.POLLOUT))
 
     def close(self) -> None:
         """Close the socket; returns once queued messages are delivered or `linger_s` has passed."""

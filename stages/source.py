@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
@@ -66,7 +67,8 @@ def stream_name(source: str) -> str:
     elif kind == "device":
         base = source.rsplit("/", 1)[-1]
     else:
-        base = source.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1].replace(":", "_")
+        url = urlsplit(source)
+        base = f"{url.hostname}_{url.port}" if url.port else str(url.hostname)
     return re.sub(r"[^A-Za-z0-9_-]+", "_", base).strip("_") or "stream"
 
 

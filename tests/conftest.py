@@ -25,11 +25,6 @@ from stages.preprocess import Preprocess
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 DEMO_CLIP = REPO / "scripts" / "demo" / "clip.mp4"
-DEMO_TRUTH = REPO / "scripts" / "demo" / "clip.truth.csv"
-
-needs_shared_data = pytest.mark.skipif(not (SHARED / "kvasir-seg").is_dir(),
-                                       reason=f"shared data not found at {SHARED}")
-needs_demo_clip = pytest.mark.skipif(not DEMO_CLIP.is_file(), reason=f"demo clip not found at {DEMO_CLIP}")
 
 
 def default_bundle_present() -> bool:
@@ -39,19 +34,32 @@ def default_bundle_present() -> bool:
 
 
 def _random_config(folder: Path) -> Config:
-    """EfficientNet-Lite0 (random weights) with NERO fitted on 32 real Kvasir-SEG frames."""
+    """EfficientNet-Lite0 (random weights) with NERO fitted on 32 real Kvasir-SEG frames.
+
+    The batch-norm statistics are measured on those frames first (with the default statistics a random
+    network's activations grow layer by layer), and the head gets a bias: NERO's lambda divides by the mean
+    bias relevance, which a zero-initialised bias makes zero.
+    """
     if not (SHARED / "kvasir-seg").is_dir():
         pytest.skip(f"neither the bundled default model nor shared data ({SHARED}) is present")
-    torch.manual_seed(0)
-    weights = folder / "model.safetensors"
-    save_weights(build_model("efficientnet_lite0", 2), weights)
     config = Config(artifact=str(folder / "artifact"), device="cpu")
-    config.model.weights = str(weights)
-    classifier = load_classifier(config.model.arch, weights, 2, "cpu")
     prepare = Preprocess(config.preprocess.size, config.preprocess.mean, config.preprocess.std)
     images = list_images(SHARED / "kvasir-seg" / "train" / "images")[:32]
+    inputs = prepare([torch.from_numpy(read_rgb(p)) for p in images])
+    torch.manual_seed(0)
+    model = build_model("efficientnet_lite0", 2)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None   # a plain average over the calibration batch
     with torch.no_grad():
-        features, _ = classifier(prepare([torch.from_numpy(read_rgb(p)) for p in images]))
+        model.train()(inputs)
+        model.get_classifier().bias.normal_(0.0, 0.5)
+    weights = folder / "model.safetensors"
+    save_weights(model, weights)
+    config.model.weights = str(weights)
+    classifier = load_classifier(config.model.arch, weights, 2, "cpu")
+    with torch.no_grad():
+        features, _ = classifier(inputs)
     labels = np.arange(len(images)) % 2  # arbitrary classes: the weights are random anyway
     head = classifier.head
     scorer = NeroScorer.fit(features, labels, head.weight.detach(), head.bias.detach(), k=64, n_components=16)
@@ -109,11 +117,23 @@ def read_frames(path: Path, count: int, step: int = 1, size: int = 160) -> list[
 
 
 @pytest.fixture(scope="session")
-def demo_frames() -> list[np.ndarray]:
-    """60 real frames (every 30th of the demo clip, 160x160): Kvasir and the OOD segments."""
+def demo_clip() -> Path:
+    """The bundled demo clip (scripts/demo/clip.mp4): 1875 frames, Kvasir-SEG pans and three OOD segments."""
     if not DEMO_CLIP.is_file():
         pytest.skip(f"demo clip not found at {DEMO_CLIP}")
-    return read_frames(DEMO_CLIP, 60, step=30)
+    return DEMO_CLIP
+
+
+@pytest.fixture(scope="session")
+def demo_frames(demo_clip) -> list[np.ndarray]:
+    """60 real frames (every 30th of the demo clip, 160x160): Kvasir and the OOD segments."""
+    return read_frames(demo_clip, 60, step=30)
+
+
+@pytest.fixture(scope="session")
+def make_clip():
+    """`make_clip(path, frames, fps=25)`: encode RGB frames as H.264 (container from the suffix)."""
+    return write_clip
 
 
 @pytest.fixture(scope="session")
