@@ -596,14 +596,18 @@ def plot_histograms(evaluation: Evaluation, method: str, out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     by_set = evaluation.scores[method]
-    edges = np.histogram_bin_edges(np.concatenate(list(by_set.values())), bins=50)
+    pooled = np.concatenate(list(by_set.values()))
+    positive = bool((pooled > 0).all())     # heavy-tailed positive scores (NERO's) read best on a log axis
+    low, high = np.percentile(pooled, [0.5, 99.5]) if not positive else (pooled.min(), pooled.max())
+    edges = np.geomspace(low, high, 51) if positive else np.linspace(low, high, 51)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, values in by_set.items():
         is_id = name == evaluation.id_name
-        ax.hist(values, bins=edges, density=True, histtype="stepfilled" if is_id else "step",
+        ax.hist(values, bins=edges, weights=np.full(len(values), 1 / len(values)),
+                histtype="stepfilled" if is_id else "step",
                 alpha=0.45 if is_id else 1.0, lw=1.5, label=f"{name} ({len(values)})")
-    ax.set(xlabel=f"{method} score (higher = more OOD)", ylabel="density",
-           title=f"{method}: ID vs OOD scores")
+    ax.set(xlabel=f"{method} score (higher = more OOD)", ylabel="share of the set",
+           xscale="log" if positive else "linear", title=f"{method}: ID vs OOD scores")
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = out / f"hist_{method}.png"
