@@ -17,9 +17,13 @@ TOP_NEURONS = 5
 
 
 def neuron_deviation(terms: NeroTerms, scorer: NeroScorer) -> torch.Tensor:
-    """N x D: each neuron's relevance minus the nearest class's mean relevance for that neuron."""
+    """N x D: each neuron's relevance minus the nearest class's mean relevance for that neuron.
+
+    index_select, not `raw_means[nearest]`: on CPU, advanced indexing goes through a parallel kernel that
+    took ~10 ms instead of ~5 us for a batch of 16 on a busy 2-core machine (measured).
+    """
     dim = scorer.feature_dim
-    return terms.relevance[:, :dim] - scorer.raw_means[terms.nearest, :dim]
+    return terms.relevance[:, :dim] - scorer.raw_means.index_select(0, terms.nearest)[:, :dim]
 
 
 def _number(value: float, digits: int) -> float | None:
