@@ -30,8 +30,8 @@ from pipeline.errors import UserError
 
 NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "http", "https", "rtp"})
 # Probe at most this much of a network stream before the first frame (FFmpeg's default of 5 s would hold a
-# live feed back that long on every (re)connection).
-NETWORK_OPTIONS = {"analyzeduration": "1000000", "probesize": "1000000", "fflags": "nobuffer"}
+# live feed back that long on every (re)connection). The probed packets are still decoded, not discarded.
+NETWORK_OPTIONS = {"analyzeduration": "1000000", "probesize": "1000000"}
 
 
 class SourceError(UserError):
@@ -77,6 +77,7 @@ class PyAVSource:
 
     def __init__(self, source: str, name: str, hwaccel: bool = False, timeout_s: float = 5.0) -> None:
         self.source, self.name, self.kind = source, name, source_kind(source)
+        self.timeout_s = timeout_s
         options: dict[str, Any] = {}
         if self.kind == "network":
             options = {"options": dict(NETWORK_OPTIONS), "timeout": (timeout_s, timeout_s)}
@@ -106,7 +107,7 @@ class PyAVSource:
                     pass  # no CUDA device or no NVDEC for this stream: decode in software below
             return av.open(source, **options)
         except av.FFmpegError as error:
-            raise SourceError(f"{self.name}: cannot open {self.source}: {_describe(error)}") from None
+            raise SourceError(f"{self.name}: cannot open {self.source}: {self._describe(error)}") from None
 
     def __iter__(self) -> Iterator[Frame]:
         rate = self.info["fps"] or 25.0
@@ -118,10 +119,17 @@ class PyAVSource:
                 yield Frame(self.name, index, float(pts), time.time(), time.perf_counter(), image)
                 index += 1
         except av.FFmpegError as error:
-            raise SourceError(f"{self.name}: stream broke after {index} frames: {_describe(error)}") from None
+            message = f"{self.name}: stream broke after {index} frames: {self._describe(error)}"
+            raise SourceError(message) from None
 
     def close(self) -> None:
         self.container.close()
+
+    def _describe(self, error: av.FFmpegError) -> str:
+        """FFmpeg's message without the file name PyAV appends (ours names the source already)."""
+        if isinstance(error, av.error.ExitError):  # PyAV's timeout interrupts FFmpeg's read
+            return f"no data for {self.timeout_s:g} s"
+        return error.strerror or str(error)
 
 
 class OpenCVSource:
@@ -177,8 +185,3 @@ def open_source(source: str, name: str, hwaccel: bool = False, timeout_s: float 
         if kind != "device":
             raise
         return OpenCVSource(source.removeprefix("v4l2://"), name)
-
-
-def _describe(error: av.FFmpegError) -> str:
-    """FFmpeg's message without the file name PyAV appends (our messages name the source already)."""
-    return error.strerror or str(error)
