@@ -349,6 +349,9 @@ def build_validation(cache: FeatureCache, train: FitData, train_set: ImageSet, i
     """In-distribution validation data for the tuned detectors (see the module docstring)."""
     if id_val is None:
         held = held_out_rows(train.labels.cpu(), fraction, seed)
+        if len(held) < 2:
+            raise UserError(f"--id-train is too small to hold out {fraction:.0%} for choosing settings; "
+                            "pass --id-val or a larger --val-fraction")
         keep = torch.ones(len(train.labels), dtype=torch.bool)
         keep[held] = False
         inlier_set = ImageSet(f"{train_set.name}.held-out", [train_set.paths[i] for i in held.tolist()])
