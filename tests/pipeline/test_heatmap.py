@@ -28,7 +28,7 @@ TOLERANCE = 1e-3
 
 def real_frames() -> list[np.ndarray]:
     """In-distribution colonoscopy plus two kinds of OOD, of different sizes (the heatmap box must follow)."""
-    paths = list_images(DATA / "kvasir-seg" / "val" / "images")[:2]
+    paths = list_images(DATA / "kvasir-seg" / "val" / "images")[:1]
     paths += list_images(DATA / "ood" / "capsule")[:1] + list_images(DATA / "ood" / "natural")[:1]
     return [read_rgb(path) for path in paths]
 
