@@ -186,8 +186,10 @@ class RunReport:
     metrics: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"frames": self.frames, "alerts": self.alerts, "drops": self.drops, "errors": self.errors,
-                "unsent": self.unsent, **self.metrics}
+        """Per-stream counts, errors, then the figures over all streams (metrics.py): --metrics-json."""
+        streams = {name: {"frames": count, "alerts": self.alerts.get(name, 0),
+                          "drops": self.drops.get(name, 0)} for name, count in self.frames.items()}
+        return {"streams": streams, "errors": self.errors, "unsent": self.unsent, **self.metrics}
 
     def format(self) -> str:
         streams = ", ".join(f"{name}: {count} frames, {self.alerts.get(name, 0)} alerts, "

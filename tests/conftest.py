@@ -7,12 +7,14 @@ real Kvasir-SEG frames. Everything is session-scoped: the model loads once for t
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from pipeline.artifact import save_artifact
 from pipeline.bundle import Bundle, load_bundle, preprocess_settings
@@ -80,6 +82,22 @@ def monitor_config(tmp_path_factory) -> Config:
         config.device = "cpu"
         return config
     return _random_config(tmp_path_factory.mktemp("random_bundle"))
+
+
+@pytest.fixture(scope="session")
+def monitor_config_file(monitor_config, tmp_path_factory) -> Path:
+    """`monitor_config` as a YAML file, for commands run with --config."""
+    config = monitor_config
+    document = {
+        "model": {"arch": config.model.arch, "weights": str(config.resolve(config.model.weights)),
+                  "num_classes": config.model.num_classes},
+        "artifact": str(config.resolve(config.artifact)),
+        "device": "cpu",
+        "preprocess": dataclasses.asdict(config.preprocess),
+    }
+    path = tmp_path_factory.mktemp("config") / "monitor.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,119 @@
+"""`nero replay` and `nero subscribe` as a user runs them: separate processes, ZeroMQ on loopback.
+
+The end-to-end test replays the whole bundled demo clip: every frame gives exactly one message, seq runs
+0..N-1 without a gap, the subscriber's JSONL equals the replay's audit, and (with the bundled default model)
+the OOD segments raise alerts while most in-distribution frames do not.
+"""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def nero(*arguments: object) -> list[str]:
+    return [sys.executable, "-m", "pipeline", *map(str, arguments)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def demo_run(demo_clip, monitor_config_file, tmp_path_factory) -> dict:
+    """The demo clip replayed with a subscriber in another process, as scripts/demo.sh does."""
+    folder = tmp_path_factory.mktemp("demo")
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subscriber = subprocess.Popen(
+        nero("subscribe", endpoint, "--topic", "alert.", "--topic", "event.",
+             "--jsonl", folder / "received.jsonl", "--timeout", 5),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    replay = subprocess.run(
+        nero("replay", demo_clip, "--config", monitor_config_file, "--publish", endpoint,
+             "--wait-subscribers", 1, "--jsonl", folder / "audit.jsonl",
+             "--metrics-json", folder / "metrics.json"),
+        capture_output=True, text=True, env=env, timeout=600)
+    out, err = subscriber.communicate(timeout=60)
+    return {"replay": replay, "subscriber": (subscriber.returncode, out, err), "folder": folder}
+
+
+def test_every_frame_once_in_order_and_the_subscriber_got_the_audit(demo_run):
+    replay, folder = demo_run["replay"], demo_run["folder"]
+    assert replay.returncode == 0, replay.stderr
+    code, out, err = demo_run["subscriber"]
+    assert code == 0, err
+    audit = (folder / "audit.jsonl").read_text()
+    assert (folder / "received.jsonl").read_text() == audit       # byte for byte
+    messages = [json.loads(line) for line in audit.splitlines()]
+    frames = [m for m in messages if m["type"] == "frame"]
+    assert [m["seq"] for m in frames] == list(range(1875))
+    assert [m["frame"] for m in frames] == list(range(1875))
+    events = [m for m in messages if m["type"] == "event"]
+    assert events[0]["event"] == "start" and events[-1]["event"] == "stop"
+    alerts = sum(m["event"] == "alert_on" for m in events)
+    assert out.count("ALERT ON") == alerts and "missed" in err and "0 missed" in err
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["streams"] == {"clip": {"frames": 1875, "alerts": alerts, "drops": 0}}
+    assert set(metrics["latency_ms"]["end_to_end"]) == {"avg", "p50", "p90", "p99", "p99.9", "max"}
+    assert "1875 frames in" in replay.stdout and "end_to_end" in replay.stdout and "fps" in replay.stdout
+
+
+def test_ood_segments_are_flagged_and_in_distribution_mostly_quiet(demo_run, demo_clip, monitor_config):
+    if "random_bundle" in str(monitor_config.resolve(monitor_config.artifact)):
+        pytest.skip("the bundled default model is not in the repository (random stand-in weights)")
+    with open(demo_clip.with_suffix(".truth.csv")) as table:
+        truth = list(csv.DictReader(table))
+    frames = [m for m in read_jsonl(demo_run["folder"] / "audit.jsonl") if m["type"] == "frame"]
+    segments: dict[str, list[dict]] = {}
+    for row, message in zip(truth, frames, strict=True):
+        segments.setdefault(row["segment"], []).append(message)
+    for name in ("laparoscopic", "capsule", "chest-xray"):
+        alerted = sum(m["alert"] for m in segments[name]) / len(segments[name])
+        assert alerted > 0.5, f"{name}: alert on only {alerted:.0%} of its frames"
+    quiet = 1 - sum(m["alert"] for m in segments["kvasir"]) / len(segments["kvasir"])
+    assert quiet > 0.8, f"in-distribution frames: alert on {1 - quiet:.0%}"
+
+
+def test_annotated_video_and_metrics_file(short_clip, monitor_config_file, tmp_path, capsys):
+    annotated, metrics = tmp_path / "annotated.mp4", tmp_path / "metrics.json"
+    assert main(["replay", str(short_clip), "--config", str(monitor_config_file), "--publish", "tcp://127.0.0.1:*",
+                 "--annotate", str(annotated), "--metrics-json", str(metrics), "--name", "endo"]) == 0
+    import av
+
+    with av.open(str(annotated)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 60
+    figures = json.loads(metrics.read_text())
+    assert figures["streams"]["endo"]["frames"] == 60 and figures["streams"]["endo"]["drops"] == 0
+    assert "60 frames in" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["replay", "no/such/clip.mp4"], "no such video file: no/such/clip.mp4"),
+    (["replay", "{clip}", "--publish", "tcp://256.1.1.1:5"], "cannot publish on tcp://256.1.1.1:5"),
+    (["live", "a=x.mp4", "a=y.mp4"], "two streams are named 'a'"),
+    (["live", "no/such/camera.mp4"], "no such video file"),
+    (["subscribe", "tcp://127.0.0.1:1", "--count", "0"], "--count and --timeout must be positive"),
+])
+def test_user_errors_are_one_line_and_exit_2(arguments, message, short_clip, monitor_config_file, capsys):
+    arguments = [a.format(clip=short_clip) for a in arguments]
+    if arguments[0] in ("replay", "live") and "--config" not in arguments:
+        arguments += ["--config", str(monitor_config_file)]
+    assert main(arguments) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and err.startswith(f"nero {arguments[0]}: error:")
