@@ -219,7 +219,8 @@ def interval_row(interval: Interval, view: PeakView | None) -> str:
         picture = f'<img class="thumb" src="{_data_uri(view.thumbnail, "jpeg")}" alt="frame {peak["frame"]}">'
         mismatch = abs(view.rescored - peak["score"]) > SCORE_MISMATCH * max(abs(peak["score"]), 1e-9)
         check = (f'<br><span class="{"warn" if mismatch else "muted"}">rescored here: {view.rescored:.4g}'
-                 f'{" - differs from the audit: is this the replayed video?" if mismatch else ""}</span>')
+                 f'{" - differs from the audit: is this the replayed video?" if mismatch else ""}</span>'
+                 f'<br><span class="muted">heatmap conservation error {view.conservation_error:.1e}</span>')
     return (
         f"<tr><td><b>{interval.number}</b></td>"
         f"<td>{_seconds(start['pts'])} - {_seconds(end['pts'])}<br><span class='muted'>"

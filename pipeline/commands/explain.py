@@ -54,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config: model and artifact (default: configs/default.yaml)")
 
 
-def read_video_frame(video: Path, index: int | None, seconds: float | None) -> tuple[np.ndarray, int, float]:
-    """(RGB frame, its index, its pts) of the frame at `index`, or the first at or after `seconds`."""
+def read_video_frame(video: Path, index: int | None, seconds: float | None) -> tuple[np.ndarray, int]:
+    """(RGB frame, its index) of the frame at `index`, or of the first at or after `seconds`."""
     from stages.source import open_source
 
     source = open_source(str(video), video.stem)
@@ -63,7 +63,7 @@ def read_video_frame(video: Path, index: int | None, seconds: float | None) -> t
         for frame in source:
             reached = frame.index == (index or 0) if seconds is None else frame.pts >= seconds
             if reached:
-                return frame.image, frame.index, frame.pts
+                return frame.image, frame.index
     finally:
         source.close()
     wanted = f"frame {index}" if seconds is None else f"time {seconds} s"
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{source} is an image: --frame and --time apply to videos only")
         frame, name = read_rgb(source), source.stem
     else:
-        frame, index, _ = read_video_frame(source, args.frame, args.time)
+        frame, index = read_video_frame(source, args.frame, args.time)
         name = f"{source.stem}_f{index}"
     record = explain_frame(bundle, frame, args.out, name, args.top)
     print(f"{name}: {record['pred']} ({record['prob']:.0%}), score {record['score']:.4g} vs threshold "
