@@ -275,7 +275,10 @@ feature neurons whose relevance deviates most from the nearest class centroid, w
 
 def write_report(jsonl_path: str | Path, video_path: str | Path, out_dir: str | Path, bundle: Bundle,
                  stream: str | None = None) -> Path:
-    """Write OUT_DIR/report.html for a replay; returns its path. `stream` picks one of several streams."""
+    """Write OUT_DIR/report.html for a replay; returns its path. `stream` picks one of several streams.
+
+    Call it after the run has ended: the heatmaps run on `bundle.classifier` itself (see pipeline.heatmap).
+    """
     start = time.perf_counter()
     jsonl_path, video_path, out_dir = Path(jsonl_path), Path(video_path), Path(out_dir)
     records = read_audit(jsonl_path, stream)
