@@ -1,4 +1,4 @@
-"""Latency, throughput, queue depth and drop figures for a streaming run.
+"""Latency, throughput and queue-depth figures for a streaming run (the frame queue counts the drops).
 
 Per frame, five consecutive spans and their sum, all from time.perf_counter():
 
@@ -12,8 +12,9 @@ Per frame, five consecutive spans and their sum, all from time.perf_counter():
 
 Statistics are avg, p50, p90, p99, p99.9 and max in milliseconds over the recorded frames, leaving out the
 first and last `skip` (10) frames, where start-up (lazy initialisation, the first batches) and the final
-partial batch would distort them. Samples are kept as 8-byte floats: about 50 MB for ten hours of one 25 fps
-stream.
+partial batch would distort them. Queue depths are sampled as batches leave the queues (frames: when a batch
+is dispatched; results: when the publish thread takes one). Samples are kept as 8-byte floats: about 50 MB
+for ten hours of one 25 fps stream.
 """
 
 from __future__ import annotations

@@ -408,6 +408,7 @@ class Runner:
                 if isinstance(item, SourceEvent):
                     self._source_event(item)
                 elif item is not None:
+                    self.metrics.record_depth("results", len(results))
                     self._publish_batch(item, alert, annotate)
                     bar.update(len(item.frames))
         finally:

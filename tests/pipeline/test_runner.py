@@ -281,6 +281,26 @@ def test_live_slow_subscriber_loses_messages_but_never_holds_the_pipeline(bundle
     reader.close()
 
 
+def test_live_streams_share_one_model_and_keep_their_own_sequences(bundle, short_clip, demo_frames, make_clip,
+                                                                    tmp_path):
+    other = make_clip(tmp_path / "other.mp4", [frame[:96, :128] for frame in demo_frames[:40]])
+    runner = Runner(bundle, [StreamSpec("a", str(short_clip)), StreamSpec("b", str(other))],
+                    RunOptions(live=True, endpoint="tcp://127.0.0.1:*", **QUIET))
+    subscriber = AlertSubscriber(runner.endpoint, topics=["alert.", "event."])
+    wait_subscribed(runner)
+    report = Started(runner).finish()
+    received = []
+    while (message := subscriber.receive(timeout_s=0.5)) is not None:
+        received.append(message)
+    subscriber.close()
+    for name, total in (("a", 60), ("b", 40)):
+        seqs = [m["seq"] for m in frames_of(received) if m["stream"] == name]
+        assert seqs == list(range(report.frames[name])) and report.frames[name] + report.drops[name] == total
+        stops = [m for m in received if m.get("event") == "stop" and m["stream"] == name]
+        assert len(stops) == 1 and stops[0]["reason"] == "end of stream"
+    assert subscriber.gaps == [] and report.errors == []
+
+
 def test_live_late_subscriber_joins_at_the_current_sequence(bundle, short_clip):
     runner = Runner(bundle, [StreamSpec("cam", str(short_clip))],
                     RunOptions(live=True, endpoint="tcp://127.0.0.1:*", **QUIET))
