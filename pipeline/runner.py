@@ -278,18 +278,19 @@ class Runner:
             if self.options.wait_subscribers:
                 self._wait_for_subscribers(self.options.wait_subscribers)
             graph = self._graph = self.compose()
-            for thread in graph.sources + graph.workers:
-                thread.start()
-            while any(t.is_alive() for t in graph.sources) and not self._stopping.wait(0.1):
-                pass
-            for thread in graph.sources:  # a source blocked in a network read gets its read timeout, no more
-                thread.join(self.config.stream.read_timeout_s + 1.0)
-            graph.frames.close()
-            for thread in graph.workers:
-                thread.join()
+            if not self._stopping.is_set():   # else stopped while waiting for subscribers: nothing to run
+                for thread in graph.sources + graph.workers:
+                    thread.start()
+                while any(t.is_alive() for t in graph.sources) and not self._stopping.wait(0.1):
+                    pass
+                for thread in graph.sources:  # one blocked in a network read gets its read timeout, no more
+                    thread.join(self.config.stream.read_timeout_s + 1.0)
+                graph.frames.close()
+                for thread in graph.workers:
+                    thread.join()
         finally:
             for spec in self.streams:
-                if spec.opened is not None:  # never started (stopped while waiting for subscribers)
+                if spec.opened is not None:  # its thread never took it
                     spec.opened.close()
             self.publisher.close()
             if self.audit:

@@ -238,6 +238,25 @@ def test_stop_drains_and_leaves_a_complete_audit(bundle, demo_frames, make_clip,
     assert report.frames["clip"] == len(frames) and report.errors == []
 
 
+def test_first_frame_waits_for_subscribers_and_a_stop_while_waiting_runs_nothing(bundle, short_clip,
+                                                                                 tmp_path):
+    audit = tmp_path / "audit.jsonl"
+    runner = Runner(bundle, [StreamSpec("clip", str(short_clip), open_source(str(short_clip), "clip"))],
+                    RunOptions(endpoint="tcp://127.0.0.1:*", jsonl=audit, wait_subscribers=2, **QUIET))
+    subscriber = AlertSubscriber(runner.endpoint)
+    started = Started(runner)
+    deadline = time.monotonic() + 5
+    while runner.publisher.subscriptions < 1:     # counted by the runner's thread (sockets are not shared)
+        assert time.monotonic() < deadline, "subscription did not arrive"
+        started.thread.join(0.05)
+    started.thread.join(0.3)
+    assert started.thread.is_alive() and len(runner.metrics) == 0   # one subscription of two: still waiting
+    runner.stop()
+    report = started.finish()
+    subscriber.close()
+    assert report.frames == {"clip": 0} and audit.read_text() == ""
+
+
 def test_a_stream_that_breaks_ends_replay_with_an_error(bundle, short_clip):
     url = f"tcp://127.0.0.1:{free_port()}"
     server = serve_ts(url, short_clip, frames=30, hold=30)    # 30 frames, then silence
