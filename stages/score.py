@@ -49,6 +49,7 @@ class ScoreStage:
         np.stack(images, out=staged.numpy())
         return staged.to(self.bundle.device, non_blocking=True)
 
+    @torch.inference_mode()
     def __call__(self, images: list[np.ndarray]) -> list[Scored]:
         bundle = self.bundle
         probs, terms = bundle.infer(self._upload(images))
