@@ -93,9 +93,10 @@ def heatmap_figure(frame: np.ndarray, heatmap: Heatmap, facts: FrameFacts) -> Fi
     colourbar.ax.set_yticklabels(["against", "0", "for"])
     figure.suptitle(f"{facts.pred} ({facts.prob:.0%})  |  score {facts.score:.3g} vs threshold "
                     f"{facts.threshold:.3g}: {facts.verdict}", fontsize=12, fontweight="bold")
-    figure.text(0.5, 0.005, "Full-network LRP from NERO's neuron relevance down to the pixels. Yellow/red: "
-                f"image content that carries it, blue: against it.  Pixel relevance sums to "
-                f"{heatmap.total:.3g}, the neurons' {heatmap.feature_total:.3g} (1 - R_b; conservation "
+    figure.text(0.5, 0.005, "Full-network LRP of NERO's neuron relevance down to the pixels. Yellow/red: "
+                "evidence for the classifier's outputs (weighted by their probabilities, as NERO weights "
+                "them), blue: evidence against them. Colour scale per image.  Pixel relevance sums to "
+                f"{heatmap.total:.4g}, the neurons' to {heatmap.feature_total:.4g} (= 1 - R_b; conservation "
                 f"error {heatmap.conservation_error:.1e}).", ha="center", va="bottom", fontsize=8,
                 wrap=True)
     return figure
@@ -111,8 +112,10 @@ def neuron_figure(facts: FrameFacts) -> Figure:
     colours = [ABOVE_COLOUR if deviation[n] > 0 else BELOW_COLOUR for n in facts.top]
     whole.scatter(facts.top, deviation[facts.top], color=colours, zorder=3, s=28)
     for n in facts.top:
+        right_end = n > 0.9 * len(deviation)       # label to the left there, so it stays inside
         whole.annotate(f"#{n}", (n, deviation[n]), textcoords="offset points", fontsize=8,
-                       xytext=(4, 4 if deviation[n] > 0 else -11))
+                       ha="right" if right_end else "left",
+                       xytext=(-4 if right_end else 4, 4 if deviation[n] > 0 else -11))
     whole.set_xlim(-0.5, len(deviation) - 0.5)
     whole.set_xlabel("feature neuron")
     whole.set_ylabel("relevance - centroid")
