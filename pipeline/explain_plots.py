@@ -21,7 +21,7 @@ from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 
 from pipeline.bundle import Bundle
-from pipeline.heatmap import NEGATIVE, POSITIVE, Heatmap, overlay
+from pipeline.heatmap import Heatmap, overlay, tint
 from pipeline.nero import NeroTerms
 
 FRAME_COLOUR = "#4c72b0"
@@ -68,13 +68,8 @@ class FrameFacts:
 
 def relevance_colormap() -> ListedColormap:
     """The overlay's colours over mid-grey, from -1 (blue/cyan) through 0 (grey) to +1 (red/yellow)."""
-    values = np.linspace(-1, 1, 257)[:, None]
-    strength = np.abs(values)
-    low = np.where(values >= 0, POSITIVE[0], NEGATIVE[0])
-    high = np.where(values >= 0, POSITIVE[1], NEGATIVE[1])
-    alpha = 0.9 * strength
-    colours = 128 * (1 - alpha) + (low + (high - low) * strength) * alpha
-    return ListedColormap(colours / 255.0)
+    colour, alpha = tint(np.linspace(-1, 1, 257)[:, None])
+    return ListedColormap((128 * (1 - alpha) + colour * alpha) / 255.0)
 
 
 def heatmap_figure(frame: np.ndarray, heatmap: Heatmap, facts: FrameFacts) -> Figure:

@@ -256,6 +256,14 @@ POSITIVE = (np.array([200, 0, 0], np.float32), np.array([255, 235, 0], np.float3
 NEGATIVE = (np.array([0, 40, 200], np.float32), np.array([0, 220, 255], np.float32))
 
 
+def tint(value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB colour, opacity) for scaled relevance in [-1, 1] (shape ... x 1): the overlay's colour code."""
+    strength = np.abs(value)
+    low = np.where(value >= 0, POSITIVE[0], NEGATIVE[0])
+    high = np.where(value >= 0, POSITIVE[1], NEGATIVE[1])
+    return low + (high - low) * strength, 0.9 * strength
+
+
 def scaled_relevance(heatmap: Heatmap, shape: tuple[int, ...]) -> np.ndarray:
     """The heatmap in frame coordinates (H x W), in [-1, 1], 0 outside the region the model saw.
 
@@ -280,12 +288,8 @@ def overlay(frame: np.ndarray, heatmap: Heatmap, max_side: int | None = None) ->
         top, bottom, left, right = heatmap.box
         box = (round(top * factor), round(bottom * factor), round(left * factor), round(right * factor))
         heatmap = dataclasses.replace(heatmap, box=box)
-    value = scaled_relevance(heatmap, frame.shape)[..., None]
-    strength = np.abs(value)
-    low, high = np.where(value >= 0, POSITIVE[0], NEGATIVE[0]), np.where(value >= 0, POSITIVE[1], NEGATIVE[1])
-    colour = low + (high - low) * strength
+    colour, alpha = tint(scaled_relevance(heatmap, frame.shape)[..., None])
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)[..., None] * 0.75 + 30
-    alpha = 0.9 * strength
     return (grey * (1 - alpha) + colour * alpha).round().astype(np.uint8)
 
 
