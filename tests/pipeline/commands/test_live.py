@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -18,8 +19,10 @@ def test_signal_drains_flushes_and_exits_0(stop_signal, demo_frames, make_clip, 
                                           tmp_path):
     clip = make_clip(tmp_path / "camera.mp4", demo_frames * 5)   # 12 s at 25 fps: running when signalled
     audit = tmp_path / "audit.jsonl"
+    config = yaml.safe_load(monitor_config_file.read_text()) | {"stream": {"report_every_s": 0.5}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "live", f"cam={clip}", "--config", str(monitor_config_file),
+        [sys.executable, "-m", "pipeline", "live", f"cam={clip}", "--config", str(tmp_path / "config.yaml"),
          "--publish", "tcp://127.0.0.1:*", "--jsonl", str(audit)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -37,3 +40,4 @@ def test_signal_drains_flushes_and_exits_0(stop_signal, demo_frames, make_clip, 
     assert lines[0]["event"] == "start" and lines[-1]["event"] == "stop" and lines[-1]["reason"] == "stopped"
     assert f"cam: {len(frames)} frames" in out and "end_to_end" in out
     assert "stopping after the frames in flight" in err and "Traceback" not in err
+    assert "[live] " in err and " fps, end-to-end p50 " in err       # the periodic metrics line
