@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import av
+import cv2
 import numpy as np
 
 from pipeline.errors import UserError
@@ -136,8 +137,6 @@ class OpenCVSource:
     """Decode with OpenCV: the fallback for capture devices that PyAV cannot open."""
 
     def __init__(self, source: str, name: str) -> None:
-        import cv2
-
         self.source, self.name, self.kind = source, name, source_kind(source)
         self.capture = cv2.VideoCapture(source)
         if not self.capture.isOpened():
@@ -153,8 +152,6 @@ class OpenCVSource:
         }
 
     def __iter__(self) -> Iterator[Frame]:
-        import cv2
-
         rate = self.info["fps"] or 25.0
         index = 0
         while True:
