@@ -142,7 +142,9 @@ class NeroScorer:
         centroids = torch.stack([projected[y == c].mean(dim=0) for c in range(num_classes)])
         raw_means = torch.stack([full[y == c].mean(dim=0) for c in range(num_classes)])
         raw_distance = torch.cdist(full, raw_means, p=1).min(dim=1).values
-        lam = float(raw_distance.mean() / full[:, dim].abs().mean())
+        bias_mass = float(full[:, dim].abs().mean())
+        # A head without bias (or with b = 0) has R_b = 0 everywhere: its term is zero whatever lambda is.
+        lam = float(raw_distance.mean()) / bias_mass if bias_mass > 0 else 0.0
         return cls(w, b, pca_mean, components, centroids, raw_means, lam, k, device, index_backend)
 
     @torch.no_grad()

@@ -114,3 +114,10 @@ def test_fit_rejects_bad_inputs():
         NeroScorer.fit(a[:20], y[:20], W, b, k=10)
     with pytest.raises(ValueError, match="k=500"):
         NeroScorer.fit(a, y, W, b, k=500)
+
+
+def test_head_without_bias_gives_finite_scores():
+    a, y, W, _ = synthetic(signed=False, n=300, dim=48)
+    scorer = NeroScorer.fit(a, y, W, np.zeros(3, dtype=np.float32), k=10)
+    assert scorer.lam == 0.0
+    assert np.isfinite(scorer.score(a)).all()
