@@ -18,8 +18,10 @@ from pathlib import Path
 
 from pipeline.bundle import load_bundle
 from pipeline.config import load_config
+from pipeline.errors import UserError
+from pipeline.report import write_report
 from pipeline.runner import Runner, RunOptions, StreamSpec, add_run_arguments, execute
-from stages.source import open_source, stream_name
+from stages.source import open_source, source_kind, stream_name
 
 HELP = "replay a video file or stream, losslessly, publishing a message per frame"
 
@@ -33,15 +35,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--realtime", action="store_true", help="pace frames to their timestamps")
     parser.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
                         help="hold the first frame until N subscriptions have arrived")
+    parser.add_argument("--report", type=Path, metavar="DIR",
+                        help="after the run, write DIR/report.html: score timeline, alert intervals and a "
+                             "heatmap of each interval's highest-scoring frame (files only)")
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     name = args.name or stream_name(args.source)
+    if args.report and source_kind(args.source) != "file":
+        raise UserError("--report needs a video file: it reads the frames of each alert again afterwards")
+    audit = args.jsonl or (args.report / "audit.jsonl" if args.report else None)
+    if audit:
+        audit.parent.mkdir(parents=True, exist_ok=True)
     # Opened before the model loads, so a bad path or URL fails at once.
     opened = open_source(args.source, name, config.stream.hwaccel, config.stream.read_timeout_s)
-    runner = Runner(load_bundle(config), [StreamSpec(name, args.source, opened)], RunOptions(
-        endpoint=args.publish, jsonl=args.jsonl, annotate=args.annotate, realtime=args.realtime,
+    bundle = load_bundle(config)
+    runner = Runner(bundle, [StreamSpec(name, args.source, opened)], RunOptions(
+        endpoint=args.publish, jsonl=audit, annotate=args.annotate, realtime=args.realtime,
         wait_subscribers=args.wait_subscribers, progress=True))
     runner.options.log(f"replaying {args.source} as stream '{name}', publishing on {runner.endpoint}")
-    return execute(runner, args.metrics_json)
+    code = execute(runner, args.metrics_json)
+    if args.report:
+        # After the run: the heatmaps rewrite the classifier's rules while they run (pipeline/heatmap.py).
+        runner.options.log(f"writing the report (a heatmap per alert interval) to {args.report}")
+        runner.options.log(f"report: {write_report(audit, args.source, args.report, bundle, stream=name)}")
+    return code

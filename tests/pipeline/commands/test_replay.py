@@ -123,3 +123,20 @@ def test_user_errors_are_one_line_and_exit_2(arguments, message, short_clip, mon
     assert main(arguments) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and err.startswith(f"nero {arguments[0]}: error:")
+
+
+def test_report_is_written_after_the_run(short_clip, monitor_config_file, tmp_path, capsys):
+    report = tmp_path / "report"
+    assert main(["replay", str(short_clip), "--config", str(monitor_config_file), "--publish", "tcp://127.0.0.1:*",
+                 "--report", str(report)]) == 0
+    audit = read_jsonl(report / "audit.jsonl")          # no --jsonl: the audit goes next to the report
+    assert sum(1 for record in audit if "seq" in record and "score" in record) == 60
+    page = (report / "report.html").read_text()
+    assert "<html" in page.lower() and "short" in page
+    assert "report.html" in capsys.readouterr().err
+
+
+def test_report_needs_a_file_source(monitor_config_file, tmp_path, capsys):
+    assert main(["replay", "tcp://127.0.0.1:9", "--config", str(monitor_config_file),
+                 "--report", str(tmp_path / "r")]) == 2
+    assert "--report needs a video file" in capsys.readouterr().err
