@@ -494,7 +494,10 @@ def write_report(evaluation: Evaluation, out: Path, histogram_method: str = "ner
              for m, by_set in results.items() for s, v in by_set.items()]
     written[2].write_text("\n".join(rows) + "\n")
     written[3].write_text(json.dumps({"detectors": evaluation.info, **evaluation.meta}, indent=2) + "\n")
-    np.savez(written[4], **{f"{m}/{s}": v for m, sets in evaluation.scores.items() for s, v in sets.items()})
+    arrays = {f"{m}/{s}": v for m, sets in evaluation.scores.items() for s, v in sets.items()}
+    if evaluation.video is not None:
+        arrays |= {f"{m}/video": v for m, v in evaluation.video.scores.items()}
+    np.savez(written[4], **arrays)
     written += plot_roc(evaluation, out)
     if histogram_method in evaluation.scores:
         written.append(plot_histograms(evaluation, histogram_method, out))
@@ -548,10 +551,10 @@ def plot_video(video: Video, method: str, out: Path) -> Path:
         ax.axvspan(seconds[start], seconds[end - 1], color="tab:red", alpha=0.12, lw=0)
     raw = video.scores[method]
     ax.plot(seconds, raw, color="grey", lw=0.6, label="raw")
-    ax.plot(seconds, smooth(raw, "mean13"), color="tab:blue", lw=1.6, label="mean13 (causal, 0.5 s)")
+    ax.plot(seconds, smooth(raw, "median13"), color="tab:blue", lw=1.6, label="median13 (causal, 0.5 s)")
     ax.axhline(video.thresholds[method], color="black", ls="--", lw=1, label="threshold (95% ID test)")
     ax.set(xlabel="seconds (OOD segments shaded)", ylabel=f"{method} score",
-           title=f"{method} on {video.clip.name}")
+           title=f"{method} on {video.clip.name}", yscale="log" if (raw > 0).all() else "linear")
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     path = out / f"video_{method}.png"

@@ -6,9 +6,10 @@ each --ood folder (images directly inside or in subfolders). Metrics per OOD fol
 AUROC, FPR@95TPR, AUPR-In, AUPR-Out, in percent, OOD = positive class (higher score = more OOD).
 
 Writes to --out: results.json ({method: {ood_set: {auroc, fpr95, aupr_in, aupr_out}}}), results.md (the
-table), results.csv, run.json (settings, timings, validation AUROC, set sizes), scores.npz (every score),
-roc_<set>.png and hist_nero.png; with --video CLIP also video.json, video.md and video_nero.png (frame
-AUROC, false alerts per minute and detection delay, raw and with causal temporal smoothing of the score).
+table), results.csv, run.json (settings, timings, validation AUROC, set sizes), scores.npz (every score,
+keyed "method/set"), roc_<set>.png and hist_nero.png; with --video CLIP also video.json, video.md and
+video_nero.png (frame AUROC, false alerts per minute and detection delay, raw and with causal temporal
+smoothing of the score).
 Features are cached (--cache), so a rerun costs no forward pass.
 
 Settings some detectors choose for themselves (nero-tuned, nero-kmeans, relevance-knn) are chosen on
