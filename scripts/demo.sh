@@ -29,6 +29,8 @@ wait $subscriber
 trap - EXIT
 
 echo
-echo "Ground truth: scripts/demo/clip.truth.csv (segments kvasir / laparoscopic / capsule / chest-xray)."
+echo "How often each part of the clip was flagged (ground truth: scripts/demo/clip.truth.csv):"
+.venv/bin/python scripts/segment_summary.py "$out/audit.jsonl" scripts/demo/clip.truth.csv
+echo
 echo "Look at: $out/report/report.html (score timeline, alert intervals, heatmaps),"
 echo "         $out/annotated.mp4 (the clip with score and alert state drawn on), $out/audit.jsonl (every frame)."
