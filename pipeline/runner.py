@@ -18,10 +18,17 @@ Modes:
   never blocking. A network or device source that fails or ends is reopened with exponential backoff; a file
   source (standing in for a camera) is paced to its timestamps and ends the stream when it ends.
 
+Heatmaps (RunOptions.explain, `nero live --explain`): the publish thread hands the frame that turns a stream's
+alert on to an `ExplainWorker` (a separate process, at most EXPLAIN_PENDING frames waiting, a frame that finds
+them waiting is dropped and counted) and goes on at once; finished heatmaps come back on the worker's thread
+into a deque that the publish thread drains on each pass and sends on explain.<stream>, since only the publish
+thread may touch the socket.
+
 Control items (`SourceEvent`: start, stop, error, reconnecting) travel through the same queues as the frames,
 so each stream's events reach subscribers in order with its frames. `stop()` (SIGINT, SIGTERM) lets the
 sources finish their current frame, drains both queues, sends the stop events, flushes the audit file and
-closes the socket.
+closes the socket; with heatmaps on, the ones already queued are finished (up to EXPLAIN_CLOSE_S) and sent
+first.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +50,7 @@ from tqdm import tqdm
 from pipeline import messages
 from pipeline.bundle import Bundle
 from pipeline.errors import UserError
+from pipeline.explain_worker import ExplainResult, ExplainWorker
 from pipeline.metrics import Metrics, format_summary
 from stages.alert import AlertStage
 from stages.annotate import Annotator
@@ -56,6 +64,8 @@ RESULT_QUEUE_BATCHES = 4   # scored batches waiting for the publish thread
 STOP_GRACE_S = 2.0         # after stop(), how long a blocked subscriber may hold the replay back
 RETRY_MIN_S, RETRY_MAX_S = 0.0005, 0.02   # replay: pauses between sends a lagging subscriber refused
 END = object()             # what a closed and empty queue returns
+EXPLAIN_PENDING = 2        # alerting frames waiting for a heatmap; more are dropped (counted), not waited for
+EXPLAIN_CLOSE_S = 10.0     # at the end of a run, how long the queued heatmaps may hold the shutdown
 
 
 @dataclass
@@ -173,6 +183,7 @@ class RunOptions:
     realtime: bool = False
     wait_subscribers: int = 0
     progress: bool = False
+    explain: bool = False                  # heatmaps of alert_on frames on explain.<stream>, off the hot path
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
 
@@ -184,17 +195,24 @@ class RunReport:
     errors: list[str]
     unsent: int
     metrics: dict[str, Any]
+    explain: dict[str, Any] | None = None   # the heatmap worker's WorkerStats, when heatmaps were on
 
     def as_dict(self) -> dict[str, Any]:
-        """Per-stream counts, errors, then the figures over all streams (metrics.py): --metrics-json."""
+        """Per-stream counts, errors, heatmap counts, then the figures over all streams: --metrics-json."""
         streams = {name: {"frames": count, "alerts": self.alerts.get(name, 0),
                           "drops": self.drops.get(name, 0)} for name, count in self.frames.items()}
-        return {"streams": streams, "errors": self.errors, "unsent": self.unsent, **self.metrics}
+        explain = {"explain": self.explain} if self.explain is not None else {}
+        return {"streams": streams, "errors": self.errors, "unsent": self.unsent, **explain, **self.metrics}
 
     def format(self) -> str:
         streams = ", ".join(f"{name}: {count} frames, {self.alerts.get(name, 0)} alerts, "
                             f"{self.drops.get(name, 0)} dropped" for name, count in self.frames.items())
         lines = [f"streams: {streams or 'none'}", format_summary(self.metrics)]
+        if self.explain is not None:
+            stats = self.explain
+            lines.append(f"heatmaps: {stats['submitted']} queued, {stats['dropped']} dropped (worker busy), "
+                         f"{stats['done']} published, {stats['failed']} failed"
+                         + (f"; last error: {stats['last_error']}" if stats["last_error"] else ""))
         if self.unsent:
             lines.append(f"{self.unsent} messages not sent: a subscriber stopped reading during shutdown")
         return "\n".join(lines)
@@ -216,6 +234,7 @@ class Graph:
     workers: list[threading.Thread]
     frames: StageQueue
     results: StageQueue
+    explain: ExplainWorker | None
 
 
 class Runner:
@@ -268,9 +287,15 @@ class Runner:
             if self.options.annotate else None
         counts = [info["frames"] for info in opened]
         total = sum(counts) if counts and all(counts) else None
+        # Heatmaps: a process of their own; results come back on its thread and wait here for the publish
+        # thread (one entry per finished heatmap, drained on every pass of the publish loop).
+        explained: deque[ExplainResult] = deque()
+        explain = ExplainWorker(self.bundle.classifier, self.bundle.preprocess, explained.append,
+                                max_pending=EXPLAIN_PENDING) if self.options.explain else None
         workers = [self._thread("score", self._score, frames, batcher, score, results),
-                   self._thread("publish", self._publish, results, alert, annotate, total)]
-        return Graph(sources, workers, frames, results)
+                   self._thread("publish", self._publish, results, alert, annotate, total, explain,
+                                explained)]
+        return Graph(sources, workers, frames, results, explain)
 
     def run(self) -> RunReport:
         """Run until every source has ended (or `stop()`), then drain; returns the figures of the run."""
@@ -279,6 +304,8 @@ class Runner:
                 self._wait_for_subscribers(self.options.wait_subscribers)
             graph = self._graph = self.compose()
             if not self._stopping.is_set():   # else stopped while waiting for subscribers: nothing to run
+                if graph.explain is not None:  # first: the process takes seconds to load the model
+                    graph.explain.start()
                 for thread in graph.sources + graph.workers:
                     thread.start()
                 while any(t.is_alive() for t in graph.sources) and not self._stopping.wait(0.1):
@@ -302,7 +329,8 @@ class Runner:
             frames={name: state.seq + 1 for name, state in self._state.items()},
             alerts={name: state.alerts for name, state in self._state.items()},
             drops={name: drops.get(name, 0) for name in self._state},
-            errors=self.errors, unsent=self.unsent, metrics=self.metrics.summary())
+            errors=self.errors, unsent=self.unsent, metrics=self.metrics.summary(),
+            explain=asdict(graph.explain.stats) if graph.explain is not None else None)
 
     # -- threads ---------------------------------------------------------------------------------------------
 
@@ -386,8 +414,8 @@ class Runner:
                 dispatch(batcher.add(item, now))
 
     def _publish(self, results: StageQueue, alert: AlertStage, annotate: Annotator | None,
-                 total: int | None) -> None:
-        """Publish thread: decide, send and record every frame; heartbeats, events, reports."""
+                 total: int | None, explain: ExplainWorker | None, explained: deque[ExplainResult]) -> None:
+        """Publish thread: decide, send and record every frame; heartbeats, events, reports, heatmaps."""
         beat = self.config.publish.heartbeat_s
         report_every = self.config.stream.report_every_s if self.options.live else 0.0
         started = time.perf_counter()
@@ -404,16 +432,20 @@ class Runner:
                 if report_every and now >= next_report:
                     self.options.log(self._live_report(reported))
                     next_report, reported = now + report_every, len(self.metrics)
+                self._send_explained(explained)
                 if item is END:
                     return
                 if isinstance(item, SourceEvent):
                     self._source_event(item)
                 elif item is not None:
                     self.metrics.record_depth("results", len(results))
-                    self._publish_batch(item, alert, annotate)
+                    self._publish_batch(item, alert, annotate, explain)
                     bar.update(len(item.frames))
         finally:
             bar.close()
+            if explain is not None:  # the heatmaps already queued: finished and sent before the stop events
+                explain.close(EXPLAIN_CLOSE_S)
+                self._send_explained(explained)
             for name, state in self._state.items():  # streams whose source thread did not say goodbye
                 if state.state not in ("stopped", "starting"):
                     self._event(name, "stop", reason="stopped")
@@ -422,7 +454,8 @@ class Runner:
 
     # -- publishing ------------------------------------------------------------------------------------------
 
-    def _publish_batch(self, batch: ScoredBatch, alert: AlertStage, annotate: Annotator | None) -> None:
+    def _publish_batch(self, batch: ScoredBatch, alert: AlertStage, annotate: Annotator | None,
+                       explain: ExplainWorker | None) -> None:
         picked = time.perf_counter()
         threshold = self.bundle.threshold
         for frame, result in zip(batch.frames, batch.results, strict=True):
@@ -440,6 +473,8 @@ class Runner:
                 self._event(frame.stream, "alert_on" if decision.alert else "alert_off", frame=frame.index,
                             pts=round(frame.pts, 6), score=message["score"], threshold=message["threshold"],
                             explain=result.explain)
+                if decision.alert and explain is not None:
+                    explain.submit(frame.stream, state.seq, frame.image)   # never waits; full: dropped
             if annotate is not None:
                 annotate(frame.image, pred=result.pred, prob=result.prob, score=result.score,
                          threshold=threshold, ood=decision.ood, alert=decision.alert)
@@ -459,12 +494,21 @@ class Runner:
         self._send(messages.event_topic(stream), message)
 
     def _send(self, topic: str, message: dict[str, Any]) -> None:
-        """Audit, then ZeroMQ; in replay wait while a subscriber lags (up to STOP_GRACE_S once stopping)."""
+        """Audit, then ZeroMQ."""
         line = messages.encode(message)
         if self.audit:
             self.audit.write(line)
+        self._send_parts([topic.encode(), line.encode()])
+
+    def _send_explained(self, explained: deque[ExplainResult]) -> None:
+        """Heatmaps the worker finished, sent from this thread because the socket is not thread-safe."""
+        while explained:
+            self._send_parts(explained.popleft().multipart())
+
+    def _send_parts(self, parts: list[bytes]) -> None:
+        """ZeroMQ; in replay wait while a subscriber lags (up to STOP_GRACE_S once stopping)."""
         pause, blocked_since = RETRY_MIN_S, None
-        while not self.publisher.try_send(topic, line):
+        while not self.publisher.try_send_parts(parts):
             if self._stopping.is_set():
                 blocked_since = blocked_since or time.perf_counter()
                 if time.perf_counter() - blocked_since > STOP_GRACE_S:

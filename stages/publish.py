@@ -1,6 +1,7 @@
 """Publish stage: ZeroMQ messages, multipart [topic, UTF-8 JSON payload], to any number of subscribers.
 
-Input:  (topic, payload) string pairs (pipeline/messages.py builds them).
+Input:  (topic, payload) string pairs (pipeline/messages.py builds them), or ready multipart frames (an
+        explain.<stream> heatmap: [topic, JSON header, PNG]).
 Output: messages on an XPUB socket bound to `endpoint` (tcp://127.0.0.1:* picks a free port; the
         `endpoint` attribute reads the bound address back).
 
@@ -61,8 +62,12 @@ class Publisher:
 
     def try_send(self, topic: str, payload: str) -> bool:
         """Send without blocking; False only in lossless mode when a subscriber's queue is full."""
+        return self.try_send_parts([topic.encode(), payload.encode()])
+
+    def try_send_parts(self, parts: list[bytes]) -> bool:
+        """`try_send` for a message already in parts, the topic first (binary payloads: PNG heatmaps)."""
         try:
-            self.socket.send_multipart([topic.encode(), payload.encode()], zmq.NOBLOCK)
+            self.socket.send_multipart(parts, zmq.NOBLOCK)
         except zmq.Again:
             return False
         return True

@@ -7,8 +7,12 @@ batching, and every drop is counted (heartbeats, periodic reports, summary). A s
 reopened with exponential backoff. Ctrl-C (or SIGTERM) stops cleanly: queues drained, audit flushed,
 socket closed.
 
+--explain also publishes a heatmap (PNG) of each frame that turns a stream's alert on, on explain.<stream>,
+computed in a separate process on one CPU core: per-frame alerts never wait for it, and an alert that finds
+the worker busy gets no heatmap (counted in the summary).
+
 example:
-  nero live endo=rtsp://192.168.1.20:8554/scope /dev/video0 --jsonl audit.jsonl
+  nero live endo=rtsp://192.168.1.20:8554/scope /dev/video0 --jsonl audit.jsonl --explain
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ HELP = "monitor live streams (devices, network streams), dropping frames rather 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", metavar="SOURCE", help="[NAME=]device, stream URL or file")
     add_run_arguments(parser)
+    parser.add_argument("--explain", action="store_true",
+                        help="publish a heatmap of each frame that turns an alert on, on explain.<stream> "
+                             "([topic, JSON header with seq, PNG]); computed off the hot path, never "
+                             "delaying alerts")
 
 
 def stream_specs(sources: list[str]) -> list[StreamSpec]:
@@ -51,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
         if spec.kind == "file" and not Path(spec.source).is_file():
             raise UserError(f"no such video file: {spec.source}")
     config = load_config(args.config)
-    options = RunOptions(live=True, endpoint=args.publish, jsonl=args.jsonl)
+    options = RunOptions(live=True, endpoint=args.publish, jsonl=args.jsonl, explain=args.explain)
     runner = Runner(load_bundle(config), specs, options)
     names = ", ".join(f"{spec.name} ({source_kind(spec.source)})" for spec in specs)
-    runner.options.log(f"monitoring {names}; publishing on {runner.endpoint}")
+    heatmaps = " (heatmaps on explain.<stream>)" if args.explain else ""
+    runner.options.log(f"monitoring {names}; publishing on {runner.endpoint}{heatmaps}")
     return execute(runner, args.metrics_json)

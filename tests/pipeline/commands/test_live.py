@@ -27,7 +27,8 @@ def test_signal_drains_flushes_and_exits_0(stop_signal, demo_frames, make_clip, 
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)})
     deadline = time.monotonic() + 120
-    while not (audit.is_file() and audit.read_text().count('"type":"frame"') >= 10):
+    # 25 frames: a second at 25 fps, so the periodic metrics line (every 0.5 s) has been printed
+    while not (audit.is_file() and audit.read_text().count('"type":"frame"') >= 25):
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "no frames published"
         time.sleep(0.1)
@@ -41,3 +42,17 @@ def test_signal_drains_flushes_and_exits_0(stop_signal, demo_frames, make_clip, 
     assert f"cam: {len(frames)} frames" in out and "end_to_end" in out
     assert "stopping after the frames in flight" in err and "Traceback" not in err
     assert "[live] " in err and " fps, end-to-end p50 " in err       # the periodic metrics line
+
+
+def test_explain_flag_starts_the_heatmap_worker_and_reports_it(short_clip, monitor_config_file, tmp_path):
+    """`--explain` reaches the runner: the summary and --metrics-json carry the worker's counts (the heatmaps
+    themselves: tests/pipeline/test_runner_explain.py)."""
+    metrics = tmp_path / "metrics.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "live", f"cam={short_clip}", "--config", str(monitor_config_file),
+         "--publish", "tcp://127.0.0.1:*", "--explain", "--metrics-json", str(metrics)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert "heatmaps on explain.<stream>" in done.stderr and "heatmaps: " in done.stdout
+    stats = json.loads(metrics.read_text())["explain"]
+    assert set(stats) == {"submitted", "dropped", "done", "failed", "last_error"} and stats["failed"] == 0
