@@ -54,9 +54,11 @@ class AlertSubscriber:
         """The next message as a dict; None if nothing arrived within `timeout_s` (None: wait forever)."""
         if not self.socket.poll(None if timeout_s is None else int(timeout_s * 1000)):
             return None
-        topic, payload = self.socket.recv_multipart()
+        topic, payload, *attachments = self.socket.recv_multipart()
         self.last_topic, self.last_payload = topic.decode(), payload
         message = json.loads(payload)
+        if attachments:  # explain.<stream>: [topic, JSON header, PNG]
+            message["png"] = attachments[0]
         if message.get("type") == "frame":
             self._check_sequence(message["stream"], message["seq"])
         return message

@@ -60,3 +60,13 @@ def test_topic_filter_and_timeout(publisher):
         message = subscriber.receive(timeout_s=5)
         assert message["type"] == "event" and message["event"] == "alert_on"
         assert subscriber.receive(timeout_s=0.05) is None
+
+
+def test_explain_messages_carry_their_png(publisher):
+    with connected(publisher) as subscriber:
+        header = b'{"v": 1, "type": "explain", "stream": "cam", "seq": 7}'
+        publisher.try_send_parts([b"explain.cam", header, b"\x89PNG..."])
+        publisher.try_send(*frame("cam", 0))
+        explained = subscriber.receive(timeout_s=5)
+        assert (explained["seq"], explained["png"]) == (7, b"\x89PNG...")
+        assert subscriber.receive(timeout_s=5)["type"] == "frame"
