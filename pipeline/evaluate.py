@@ -59,6 +59,7 @@ ALL = "all"
 TPR_LEVEL = 0.95
 JIGSAW_GRID = 4
 METRICS = ("auroc", "fpr95", "aupr_in", "aupr_out")
+Results = dict[str, dict[str, dict[str, float]]]   # method -> OOD set (and "all") -> metric -> value
 ID_QUANTILE = 0.95                       # the alert threshold rule of `nero fit`
 SMOOTHING = ("none", "mean5", "mean13", "mean25", "median5", "median13", "median25")
 
@@ -327,7 +328,7 @@ class Evaluation:
 
     id_name: str
     scores: dict[str, dict[str, np.ndarray]]                  # method -> set -> scores (id set included)
-    results: dict[str, dict[str, dict[str, float]]]           # method -> OOD set (and "all") -> metrics
+    results: Results
     info: dict[str, dict[str, object]] = field(default_factory=dict)   # method -> params, timings, validation
     meta: dict[str, object] = field(default_factory=dict)
     video: Video | None = None
@@ -449,9 +450,6 @@ def metrics_by_set(scores: dict[str, np.ndarray], id_name: str, ood_names: Seque
 
 
 # ---------------------------------------------------------------- the report
-
-Results = dict[str, dict[str, dict[str, float]]]   # method -> set -> metric -> value
-
 
 def markdown_table(results: Results, info: dict[str, dict[str, object]]) -> str:
     """AUROC / FPR95 per OOD set (best of each column in bold), then all four metrics on the pooled set."""
