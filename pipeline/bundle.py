@@ -13,6 +13,7 @@ import torch
 from pipeline.artifact import Artifact, load_artifact
 from pipeline.config import Config
 from pipeline.errors import UserError
+from pipeline.live_detector import RelevanceKNN, detector_settings
 from pipeline.models import FeatureClassifier, file_sha256, load_classifier
 from pipeline.nero import NeroScorer, NeroTerms
 from stages.preprocess import Preprocess
@@ -25,14 +26,12 @@ class Bundle:
     classifier: FeatureClassifier
     preprocess: Preprocess
     artifact: Artifact
+    threshold: float                      # of the configured detector
+    knn: RelevanceKNN | None = None       # set when the config's detector is relevance-knn
 
     @property
     def scorer(self) -> NeroScorer:
         return self.artifact.scorer
-
-    @property
-    def threshold(self) -> float:
-        return self.artifact.threshold
 
     @property
     def class_names(self) -> list[str]:
@@ -40,13 +39,20 @@ class Bundle:
 
     @torch.no_grad()
     def infer(self, frames: torch.Tensor | list[torch.Tensor]) -> tuple[torch.Tensor, NeroTerms]:
-        """uint8 RGB frames (N x H x W x 3, any device) -> (class probabilities N x C, NERO terms)."""
+        """uint8 RGB frames (N x H x W x 3, any device) -> (class probabilities N x C, NERO terms).
+
+        `terms.score` is the configured detector's score (compare it with `self.threshold`); the other terms
+        are NERO's decomposition of the same relevance vector, which the explanation reports.
+        """
         if isinstance(frames, torch.Tensor):
             frames = frames.to(self.device, non_blocking=True)
         else:
             frames = [frame.to(self.device, non_blocking=True) for frame in frames]
         features, logits = self.classifier(self.preprocess(frames))
-        return torch.softmax(logits.float(), dim=1), self.scorer.terms(features.float())
+        terms = self.scorer.terms(features.float())
+        if self.knn is not None:
+            terms.score = self.knn(terms)
+        return torch.softmax(logits.float(), dim=1), terms
 
 
 def preprocess_settings(config: Config) -> dict:
@@ -69,7 +75,9 @@ def load_bundle(config: Config, device: str | None = None, index_backend: str = 
     if len(artifact.class_names) != config.model.num_classes:
         raise UserError(f"config model.num_classes = {config.model.num_classes} but artifact {artifact.path} "
                         f"has {len(artifact.class_names)} classes")
+    settings = detector_settings(artifact.manifest, config.detector, artifact.path)
+    knn = RelevanceKNN.load(artifact.path, settings, device) if config.detector == "relevance-knn" else None
     classifier = load_classifier(config.model.arch, weights, config.model.num_classes, device)
     preprocess = Preprocess(config.preprocess.size, config.preprocess.mean, config.preprocess.std,
                             config.preprocess.crop_content)
-    return Bundle(config, device, classifier, preprocess, artifact)
+    return Bundle(config, device, classifier, preprocess, artifact, float(settings["threshold"]), knn)

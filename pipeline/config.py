@@ -18,6 +18,7 @@ import yaml
 from pipeline.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DETECTORS = ("nero", "relevance-knn")   # what the live monitor can alert on (pipeline/live_detector.py)
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
 
 
@@ -138,6 +139,8 @@ def load_config(path: str | Path | None = None) -> Config:
         raise UserError(f"config file {path} is not valid YAML: {error}") from None
     config = _from_dict(Config, data)
     config.source_path = path
+    if config.detector not in DETECTORS:
+        raise UserError(f"config key 'detector' must be one of {', '.join(DETECTORS)}, got {config.detector!r}")
     if config.device != "auto" and not config.device.startswith(("cpu", "cuda")):
         raise UserError(f"config key 'device' must be auto, cpu or cuda[:N], got {config.device!r}")
     return config

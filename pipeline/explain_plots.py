@@ -35,8 +35,11 @@ class FrameFacts:
 
     pred: str
     prob: float
-    score: float
+    score: float              # of the detector the monitor alerts on (config key `detector`)
     threshold: float
+    detector: str
+    nero_score: float         # (distance + bias_term) * rho: what the decomposition adds up to
+    nero_threshold: float
     distance: float
     bias_term: float
     rho: float
@@ -54,6 +57,9 @@ class FrameFacts:
         pred = int(probs[index].argmax())
         return cls(pred=bundle.class_names[pred], prob=float(probs[index, pred]),
                    score=float(terms.score[index]), threshold=bundle.threshold,
+                   detector=bundle.config.detector,
+                   nero_score=float((terms.distance[index] + terms.bias_term[index]) * terms.rho[index]),
+                   nero_threshold=bundle.artifact.threshold,
                    distance=float(terms.distance[index]),
                    bias_term=float(terms.bias_term[index]), rho=float(terms.rho[index]),
                    nearest=bundle.class_names[nearest],
@@ -143,18 +149,20 @@ def score_figure(facts: FrameFacts) -> Figure:
               label=f"distance x rho = {distance_part:.3g}\n(distance: L1 to the '{facts.nearest}' centroid)")
     axis.barh([0], [bias_part], height=0.5, left=[distance_part], color="#dd8452",
               label=f"lambda|R_b| x rho = {bias_part:.3g}\n(R_b: relevance left on the head's bias)")
-    axis.axvline(facts.threshold, color="#c00000", linewidth=2, linestyle="--",
-                 label=f"alert threshold {facts.threshold:.3g}")
-    finite = [value for value in (facts.score, facts.threshold) if math.isfinite(value)]
+    axis.axvline(facts.nero_threshold, color="#c00000", linewidth=2, linestyle="--",
+                 label=f"NERO threshold {facts.nero_threshold:.3g}")
+    finite = [value for value in (facts.nero_score, facts.nero_threshold) if math.isfinite(value)]
     axis.set_xlim(0, 1.12 * max(finite, default=1.0))
     axis.set_ylim(-0.6, 0.6)
     axis.set_yticks([])
     axis.set_xlabel("score (higher = further from the training data)")
     axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, frameon=False, labelspacing=1.2)
-    ratio = facts.score / facts.threshold
-    axis.set_title(f"score = (distance + lambda|R_b|) x rho = ({facts.distance:.3g} + {facts.bias_term:.3g})"
-                   f" x {facts.rho:.3f} = {facts.score:.3g}, {ratio:.2f} x the threshold"
-                   "\nrho: share of the feature activation on the least-relevant neurons", fontsize=10)
+    ratio = facts.nero_score / facts.nero_threshold
+    alerting = "" if facts.detector == "nero" else (
+        f"\nthe monitor alerts on {facts.detector}: {facts.score:.3g} against its threshold {facts.threshold:.3g}")
+    axis.set_title(f"NERO score = (distance + lambda|R_b|) x rho = ({facts.distance:.3g} + {facts.bias_term:.3g})"
+                   f" x {facts.rho:.3f} = {facts.nero_score:.3g}, {ratio:.2f} x its threshold"
+                   f"\nrho: share of the feature activation on the least-relevant neurons{alerting}", fontsize=10)
     figure.suptitle(f"Score decomposition: {facts.verdict}", fontsize=12, fontweight="bold",
                     color="#c00000" if facts.score > facts.threshold else "#2a7a2a")
     return figure

@@ -16,6 +16,7 @@ from pipeline.config import REPO_ROOT, Config
 from pipeline.errors import UserError
 from pipeline.features import extract_features
 from pipeline.images import image_folder
+from pipeline.live_detector import RelevanceKNN, normalised_relevance
 from pipeline.models import file_sha256, load_classifier
 from pipeline.nero import DEFAULT_K, NeroScorer
 from stages.preprocess import Preprocess
@@ -74,9 +75,13 @@ def fit_artifact(
         raise UserError(str(error)) from None
     val_scores = scorer.score(val_features)
     threshold = float(np.quantile(val_scores, ID_QUANTILE))
+    knn = RelevanceKNN(normalised_relevance(scorer.terms(train_features)))
+    knn_threshold = float(np.quantile(knn(scorer.terms(val_features)).cpu().numpy(), ID_QUANTILE))
     val_accuracy = float((val_logits.argmax(1) == torch.tensor(val_labels)).float().mean())
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    detectors = {"nero": {"threshold": threshold},
+                 "relevance-knn": {**knn.save(out_dir), "threshold": knn_threshold}}
     artifact_weights = out_dir / WEIGHTS_NAME
     if artifact_weights.resolve() != weights.resolve():
         shutil.copyfile(weights, artifact_weights)
@@ -92,11 +97,13 @@ def fit_artifact(
               "train_per_class": dict(zip(classes, np.bincount(train_labels).tolist(), strict=True)),
               "val_per_class": dict(zip(classes, np.bincount(val_labels).tolist(), strict=True))},
         validation={"accuracy": val_accuracy, "flagged": float((val_scores > threshold).mean())},
+        detectors=detectors,
     )
     artifact_config = {
         "model": {"arch": config.model.arch, "weights": _display(artifact_weights),
                   "num_classes": config.model.num_classes},
         "artifact": _display(out_dir),
+        "detector": config.detector,
         "preprocess": {"size": config.preprocess.size, "mean": config.preprocess.mean,
                        "std": config.preprocess.std, "crop_content": config.preprocess.crop_content},
     }

@@ -27,6 +27,7 @@ def test_default_config_loads():
         ("model: resnet18\n", "section 'model' must be a mapping"),
         ("preprocess:\n  mean: 0.5\n", "'preprocess.mean' must be a list"),
         ("device: tpu\n", "'device' must be auto, cpu or cuda"),
+        ("detector: vim\n", "'detector' must be one of nero, relevance-knn"),
         ("model: [unclosed\n", "not valid YAML"),
     ],
 )

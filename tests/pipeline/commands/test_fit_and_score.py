@@ -24,8 +24,25 @@ def test_fit_writes_a_complete_artifact(fitted):
     assert manifest["lambda"] > 0 and manifest["threshold"] > 0
     assert manifest["model"]["arch"] == "resnet18" and len(manifest["model"]["sha256"]) == 64
     assert set(manifest["data"]["val_per_class"]) == {"mucosa", "polyp"}
-    for name in ("arrays.safetensors", "model.safetensors", "config.yaml"):
+    for name in ("arrays.safetensors", "model.safetensors", "config.yaml", "relevance_bank.safetensors"):
         assert (fitted / name).is_file()
+    detectors = manifest["detectors"]
+    assert detectors["nero"]["threshold"] == manifest["threshold"]
+    assert detectors["relevance-knn"]["k"] == 1 and 0 < detectors["relevance-knn"]["threshold"] <= 2
+
+
+def test_relevance_knn_is_a_config_choice(fitted, small_benchmark, tmp_path, capsys):
+    manifest = json.loads((fitted / "manifest.json").read_text())
+    config = tmp_path / "knn.yaml"
+    config.write_text((fitted / "config.yaml").read_text().replace("detector: nero", "detector: relevance-knn"))
+    ood = small_benchmark / "OOD" / "capsule"
+    jsonl = tmp_path / "knn.jsonl"
+    assert main(["score", str(ood), "--config", str(config), "--jsonl", str(jsonl)]) == 0
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    expected = round(manifest["detectors"]["relevance-knn"]["threshold"], 6)
+    assert {record["threshold"] for record in records} == {expected}
+    # distances between unit vectors: between 0 and 2, unlike NERO's unbounded score
+    assert all(0 <= record["score"] <= 2 for record in records)
 
 
 def test_score_prints_one_line_per_image(fitted, small_benchmark, tmp_path, capsys):
