@@ -159,7 +159,7 @@ def score_figure(facts: FrameFacts) -> Figure:
     axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, frameon=False, labelspacing=1.2)
     ratio = facts.nero_score / facts.nero_threshold
     alerting = "" if facts.detector == "nero" else (
-        f"\nthe monitor alerts on {facts.detector}: {facts.score:.3g} against its threshold {facts.threshold:.3g}")
+        f"\nthe monitor alerts on {facts.detector}: {facts.score:.4g} against its threshold {facts.threshold:.4g}")
     axis.set_title(f"NERO score = (distance + lambda|R_b|) x rho = ({facts.distance:.3g} + {facts.bias_term:.3g})"
                    f" x {facts.rho:.3f} = {facts.nero_score:.3g}, {ratio:.2f} x its threshold"
                    f"\nrho: share of the feature activation on the least-relevant neurons{alerting}", fontsize=10)

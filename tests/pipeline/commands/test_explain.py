@@ -29,12 +29,16 @@ def config(bundle, demo_frames, tmp_path_factory) -> Path:
     artifact = shutil.copytree(bundle.artifact.path, folder / "artifact")
     _, terms = bundle.infer([torch.from_numpy(frame) for frame in demo_frames])
     manifest = json.loads((artifact / "manifest.json").read_text())
-    manifest["threshold"] = float(terms.score.median())
-    (artifact / "manifest.json").write_text(json.dumps(manifest))
     settings = bundle.config
+    median = float(terms.score.median())   # of the detector the bundle alerts on
+    detectors = manifest.setdefault("detectors", {"nero": {"threshold": manifest["threshold"]}})
+    detectors[settings.detector]["threshold"] = median
+    if settings.detector == "nero":
+        manifest["threshold"] = median
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
     model = dataclasses.asdict(settings.model) | {"weights": str(settings.resolve(settings.model.weights))}
     document = {"model": model, "preprocess": dataclasses.asdict(settings.preprocess),
-                "artifact": str(artifact), "device": "cpu"}
+                "artifact": str(artifact), "device": "cpu", "detector": settings.detector}
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
