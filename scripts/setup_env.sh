@@ -24,7 +24,12 @@ stamp=".venv/.nero-installed"
 wanted="$(cat pyproject.toml | sha256sum | cut -c1-16) $extras"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "installing nero-monitor[$extras] into .venv (the first time downloads PyTorch: a few minutes)"
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[$extras]"
+    log=.venv/install.log
+    if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ".[$extras]"; } \
+            > "$log" 2>&1; then
+        tail -n 25 "$log" >&2
+        echo "error: installing nero-monitor failed; the whole pip output is in $log" >&2
+        exit 1
+    fi
     echo "$wanted" > "$stamp"
 fi
