@@ -16,13 +16,14 @@ echo "== nero-monitor demo: scripts/demo/clip.mp4 (75 s of Kvasir-SEG colonoscop
 echo "   capsule and chest X-ray segments cut in) through configs/default.yaml, alerts on $endpoint"
 echo
 
-# The subscriber is a separate process, as a display would be; replay waits for its subscription so that it
+# The clip plays at its own 25 fps (--realtime), as a live feed would, so the latencies are the ones a display
+# would see. The subscriber is a separate process, as a display would be; replay waits for its subscription so that it
 # receives every frame, and the subscriber leaves 3 s after the last message.
 .venv/bin/nero subscribe "$endpoint" --jsonl "$out/received.jsonl" --timeout 3 &
 subscriber=$!
 trap 'kill $subscriber 2>/dev/null || true' EXIT
 
-.venv/bin/nero replay scripts/demo/clip.mp4 --publish "$endpoint" --wait-subscribers 1 \
+.venv/bin/nero replay scripts/demo/clip.mp4 --realtime --publish "$endpoint" --wait-subscribers 1 \
     --jsonl "$out/audit.jsonl" --annotate "$out/annotated.mp4" --report "$out/report" \
     --metrics-json "$out/metrics.json"
 wait $subscriber
