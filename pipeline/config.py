@@ -55,6 +55,8 @@ class AlertConfig:
     on_count: int = 3
     window: int = 5
     off_after: int = 10
+    smoothing: str = "none"        # none | mean | median of the last smoothing_window scores (stages/alert.py)
+    smoothing_window: int = 13
 
 
 @dataclass

@@ -280,8 +280,9 @@ class Runner:
         sources = [self._thread(f"source-{spec.name}", self._read, spec, frames) for spec in self.streams]
         batcher: Batcher[Frame] = Batcher(stream.max_batch, stream.max_wait_ms / 1000.0)
         score = ScoreStage(self.bundle)
-        alert = AlertStage(self.bundle.threshold, self.config.alert.on_count, self.config.alert.window,
-                           self.config.alert.off_after)
+        settings = self.config.alert
+        alert = AlertStage(self.bundle.threshold, settings.on_count, settings.window, settings.off_after,
+                           settings.smoothing, settings.smoothing_window)
         opened = [spec.opened.info for spec in self.streams if spec.opened is not None]
         annotate = Annotator(self.options.annotate, opened[0]["fps"] if opened else None) \
             if self.options.annotate else None

@@ -57,3 +57,24 @@ def test_alert_can_trigger_again_after_switching_off():
 def test_inconsistent_settings_are_a_user_error(on_count, window, off_after):
     with pytest.raises(UserError, match="on_count"):
         AlertStage(1.0, on_count, window, off_after)
+
+
+def test_median_smoothing_ignores_a_spike_that_raw_scores_alert_on():
+    raw = AlertStage(threshold=1.0, on_count=1, window=1, off_after=1)
+    smoothed = AlertStage(threshold=1.0, on_count=1, window=1, off_after=1, smoothing="median",
+                          smoothing_window=5)
+    scores = [0.2, 0.3, 500.0, 0.2, 0.3]            # one spiking frame, as NERO gives near a zero logit
+    assert [raw("s", x).alert for x in scores] == [False, False, True, False, False]
+    decisions = [smoothed("s", x) for x in scores]
+    assert [d.alert for d in decisions] == [False] * 5
+    assert [d.ood for d in decisions] == [False, False, True, False, False]   # ood stays the raw decision
+
+
+def test_mean_smoothing_alerts_on_a_sustained_rise():
+    stage = AlertStage(threshold=1.0, on_count=1, window=1, off_after=1, smoothing="mean", smoothing_window=3)
+    assert [stage("s", x).alert for x in [0.5, 0.5, 2.0, 2.0, 2.0]] == [False, False, False, True, True]
+
+
+def test_unknown_smoothing_names_the_config_key():
+    with pytest.raises(UserError, match="alert.smoothing"):
+        AlertStage(1.0, smoothing="ewma")
