@@ -73,10 +73,11 @@ def fit_artifact(
                                 k=k, n_components=n_components, device=device)
     except ValueError as error:
         raise UserError(str(error)) from None
-    val_scores = scorer.score(val_features)
+    val_terms = scorer.terms(val_features)
+    val_scores = val_terms.score.cpu().numpy()
     threshold = float(np.quantile(val_scores, ID_QUANTILE))
     knn = RelevanceKNN(normalised_relevance(scorer.terms(train_features)))
-    knn_threshold = float(np.quantile(knn(scorer.terms(val_features)).cpu().numpy(), ID_QUANTILE))
+    knn_threshold = float(np.quantile(knn(val_terms).cpu().numpy(), ID_QUANTILE))
     val_accuracy = float((val_logits.argmax(1) == torch.tensor(val_labels)).float().mean())
 
     out_dir.mkdir(parents=True, exist_ok=True)
