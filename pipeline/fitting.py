@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,14 +101,10 @@ def fit_artifact(
         validation={"accuracy": val_accuracy, "flagged": float((val_scores > threshold).mean())},
         detectors=detectors,
     )
-    artifact_config = {
-        "model": {"arch": config.model.arch, "weights": _display(artifact_weights),
-                  "num_classes": config.model.num_classes},
-        "artifact": _display(out_dir),
-        "detector": config.detector,
-        "preprocess": {"size": config.preprocess.size, "mean": config.preprocess.mean,
-                       "std": config.preprocess.std, "crop_content": config.preprocess.crop_content},
-    }
+    # Every setting of the config fitted with (alert, stream, publish...), pointed at the new artifact.
+    artifact_config = {key: value for key, value in dataclasses.asdict(config).items() if key != "source_path"}
+    artifact_config["model"]["weights"] = _display(artifact_weights)
+    artifact_config["artifact"] = _display(out_dir)
     (out_dir / "config.yaml").write_text(
         "# Written by `nero fit`: the model and artifact that belong together. Use with --config.\n"
         + yaml.safe_dump(artifact_config, sort_keys=False))

@@ -21,6 +21,8 @@ from typing import Any
 
 import zmq
 
+from pipeline.errors import UserError
+
 
 @dataclass(frozen=True)
 class Gap:
@@ -48,7 +50,11 @@ class AlertSubscriber:
         self.socket.setsockopt(zmq.LINGER, 0)
         for topic in topics:
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        self.socket.connect(endpoint)
+        try:
+            self.socket.connect(endpoint)
+        except zmq.ZMQError as error:
+            self.close()
+            raise UserError(f"cannot connect to {endpoint}: {error} (expected e.g. tcp://127.0.0.1:5556)") from None
 
     def receive(self, timeout_s: float | None = None) -> dict[str, Any] | None:
         """The next message as a dict; None if nothing arrived within `timeout_s` (None: wait forever)."""

@@ -15,7 +15,7 @@ Features are cached (--cache), so a rerun costs no forward pass.
 Settings some detectors choose for themselves (nero-tuned, nero-kmeans, relevance-knn) are chosen on
 in-distribution data only: --id-val, or else a held-out share of --id-train, against synthetic outliers.
 
-example:
+example (work/benchmark is built from ../shared/data by scripts/prepare_data.py, see docs/DATA.md):
   nero eval --id-train work/benchmark/ID/train --id-test work/benchmark/ID/val \\
       --ood work/benchmark/OOD/capsule --ood work/benchmark/OOD/natural --out out/eval
 """

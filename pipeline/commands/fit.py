@@ -2,10 +2,11 @@
 
 Extracts features of the training images (ground-truth labels from the folder names), fits the relevance
 PCA, the per-class centroids and lambda, and sets the alert threshold to the score that 95% of the
-*validation* images stay under. Writes centroids/NAME/ (manifest.json, arrays.safetensors, the model
-weights, and a config.yaml that pairs them), ready for `nero score`, `nero replay` and `nero live`.
+*validation* images stay under. Writes centroids/NAME/ (manifest.json, arrays.safetensors,
+relevance_bank.safetensors for the relevance-kNN detector, the model weights, and a config.yaml that pairs
+them with your other settings), ready for `nero score`, `nero replay` and `nero live`.
 
-example:
+example (work/benchmark is built from ../shared/data by scripts/prepare_data.py, see docs/DATA.md):
   nero fit --train work/benchmark/ID/train --val work/benchmark/ID/val --out centroids/mine
 """
 
@@ -26,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", type=Path, required=True, help="ImageFolder of in-distribution training data")
     parser.add_argument("--val", type=Path, required=True,
                         help="ImageFolder of in-distribution validation data (sets the threshold)")
-    parser.add_argument("--out", type=Path, help="artifact folder to write (default: the config's artifact)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="artifact folder to write, e.g. centroids/mine (replaced if it exists)")
     parser.add_argument("--k", type=int, default=DEFAULT_K, help="least-relevant neurons in rho (default: 175)")
     parser.add_argument("--n-components", type=int, help="PCA size (default: int(2*D/3), as the reference)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -34,8 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    out = args.out or config.resolve(config.artifact)
-    report = fit_artifact(config, args.train, args.val, out, args.k, args.n_components, args.batch_size)
+    report = fit_artifact(config, args.train, args.val, args.out, args.k, args.n_components, args.batch_size)
     print(f"fitted on {report.n_train} training images; validation accuracy {report.val_accuracy:.2%} "
           f"on {report.n_val} images")
     print(f"threshold {report.threshold:.4g} ({report.val_flagged:.1%} of validation images above it)")

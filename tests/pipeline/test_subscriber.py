@@ -70,3 +70,10 @@ def test_explain_messages_carry_their_png(publisher):
         explained = subscriber.receive(timeout_s=5)
         assert (explained["seq"], explained["png"]) == (7, b"\x89PNG...")
         assert subscriber.receive(timeout_s=5)["type"] == "frame"
+
+
+def test_bad_endpoint_is_a_user_error():
+    from pipeline.errors import UserError
+
+    with pytest.raises(UserError, match="cannot connect to garbage"):
+        AlertSubscriber("garbage")

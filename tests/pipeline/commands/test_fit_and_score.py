@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import yaml
 
 from pipeline.cli import main
 
@@ -24,6 +25,8 @@ def test_fit_writes_a_complete_artifact(fitted):
     assert manifest["lambda"] > 0 and manifest["threshold"] > 0
     assert manifest["model"]["arch"] == "resnet18" and len(manifest["model"]["sha256"]) == 64
     assert set(manifest["data"]["val_per_class"]) == {"mucosa", "polyp"}
+    written = yaml.safe_load((fitted / "config.yaml").read_text())   # every section of the fitting config
+    assert written["device"] == "cpu" and written["alert"]["on_count"] == 3 and written["artifact"] == str(fitted)
     for name in ("arrays.safetensors", "model.safetensors", "config.yaml", "relevance_bank.safetensors"):
         assert (fitted / name).is_file()
     detectors = manifest["detectors"]
