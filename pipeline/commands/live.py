@@ -58,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     for spec in specs:
         if spec.kind == "file" and not Path(spec.source).is_file():
             raise UserError(f"no such video file: {spec.source}")
+        # A camera that is unplugged later is reconnected; a device path that never existed is a typo.
+        if spec.kind == "device" and spec.source.startswith("/dev/") and not Path(spec.source).exists():
+            raise UserError(f"no such capture device: {spec.source}")
     config = load_config(args.config)
     options = RunOptions(live=True, endpoint=args.publish, jsonl=args.jsonl, explain=args.explain)
     runner = Runner(load_bundle(config), specs, options)

@@ -114,6 +114,7 @@ def test_annotated_video_and_metrics_file(short_clip, monitor_config_file, tmp_p
     (["replay", "{clip}", "--publish", "tcp://256.1.1.1:5"], "cannot publish on tcp://256.1.1.1:5"),
     (["live", "a=x.mp4", "a=y.mp4"], "two streams are named 'a'"),
     (["live", "no/such/camera.mp4"], "no such video file"),
+    (["live", "/dev/video97"], "no such capture device: /dev/video97"),
     (["subscribe", "tcp://127.0.0.1:1", "--count", "0"], "--count and --timeout must be positive"),
 ])
 def test_user_errors_are_one_line_and_exit_2(arguments, message, short_clip, monitor_config_file, capsys):
