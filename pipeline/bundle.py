@@ -7,6 +7,7 @@ so `score`, `replay`, `live`, `eval` and `explain` cannot pair a model with anot
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -60,11 +61,24 @@ def preprocess_settings(config: Config) -> dict:
     return {"size": config.preprocess.size, "mean": config.preprocess.mean, "std": config.preprocess.std}
 
 
-def load_bundle(config: Config, device: str | None = None, index_backend: str = "auto") -> Bundle:
-    device = torch.device(device or config.torch_device())
+def configured_weights(config: Config) -> Path:
     weights = config.resolve(config.model.weights)
     if not weights.is_file():
         raise UserError(f"model weights not found: {weights} (config key 'model.weights')")
+    return weights
+
+
+def configured_model(config: Config, device: torch.device | str) -> tuple[FeatureClassifier, Preprocess, Path]:
+    """The configured classifier (eval mode, on `device`), its preprocessing, and its weights file."""
+    weights = configured_weights(config)
+    classifier = load_classifier(config.model.arch, weights, config.model.num_classes, device)
+    settings = config.preprocess
+    return classifier, Preprocess(settings.size, settings.mean, settings.std, settings.crop_content), weights
+
+
+def load_bundle(config: Config, device: str | None = None, index_backend: str = "auto") -> Bundle:
+    device = torch.device(device or config.torch_device())
+    weights = configured_weights(config)
     artifact = load_artifact(config.resolve(config.artifact), file_sha256(weights), device, index_backend)
     fitted = artifact.manifest.get("preprocess", {})
     wanted = preprocess_settings(config)
@@ -77,7 +91,5 @@ def load_bundle(config: Config, device: str | None = None, index_backend: str = 
                         f"has {len(artifact.class_names)} classes")
     settings = detector_settings(artifact.manifest, config.detector, artifact.path)
     knn = RelevanceKNN.load(artifact.path, settings, device) if config.detector == "relevance-knn" else None
-    classifier = load_classifier(config.model.arch, weights, config.model.num_classes, device)
-    preprocess = Preprocess(config.preprocess.size, config.preprocess.mean, config.preprocess.std,
-                            config.preprocess.crop_content)
+    classifier, preprocess, _ = configured_model(config, device)
     return Bundle(config, device, classifier, preprocess, artifact, float(settings["threshold"]), knn)

@@ -36,6 +36,7 @@ from safetensors.torch import load_file, save_file
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from tqdm import tqdm
 
+from pipeline.bundle import configured_model
 from pipeline.config import AlertConfig, Config
 from pipeline.detectors import (
     DETECTORS,
@@ -50,7 +51,7 @@ from pipeline.detectors.tuned import Tuned, validation_auroc
 from pipeline.errors import UserError
 from pipeline.features import extract_features
 from pipeline.images import image_folder, list_images, read_rgb
-from pipeline.models import FeatureClassifier, file_sha256, load_classifier
+from pipeline.models import FeatureClassifier, file_sha256
 from stages.alert import Hysteresis
 from stages.preprocess import Preprocess
 from stages.source import open_source
@@ -624,12 +625,8 @@ def plot_histograms(evaluation: Evaluation, method: str, out: Path) -> Path:
 
 def model_for(config: Config, device: torch.device | str) -> tuple[FeatureClassifier, Preprocess, str]:
     """The configured classifier and preprocessing, and the cache key that identifies them."""
-    weights = config.resolve(config.model.weights)
-    if not weights.is_file():
-        raise UserError(f"model weights not found: {weights} (config key 'model.weights')")
-    classifier = load_classifier(config.model.arch, weights, config.model.num_classes, str(device))
+    classifier, preprocess, weights = configured_model(config, str(device))
     p = config.preprocess
-    preprocess = Preprocess(p.size, p.mean, p.std, p.crop_content)
     key = f"{config.model.arch}|{file_sha256(weights)}|{p.size}|{p.mean}|{p.std}|{p.crop_content}"
     return classifier, preprocess, key
 

@@ -12,15 +12,14 @@ import torch
 import yaml
 
 from pipeline.artifact import save_artifact
-from pipeline.bundle import preprocess_settings
+from pipeline.bundle import configured_model, preprocess_settings
 from pipeline.config import REPO_ROOT, Config
 from pipeline.errors import UserError
 from pipeline.features import extract_features
 from pipeline.images import image_folder
 from pipeline.live_detector import RelevanceKNN, normalised_relevance
-from pipeline.models import file_sha256, load_classifier
+from pipeline.models import file_sha256
 from pipeline.nero import DEFAULT_K, NeroScorer
-from stages.preprocess import Preprocess
 
 ID_QUANTILE = 0.95
 WEIGHTS_NAME = "model.safetensors"
@@ -52,9 +51,6 @@ def fit_artifact(
     batch_size: int = 32,
 ) -> FitReport:
     device = config.torch_device()
-    weights = config.resolve(config.model.weights)
-    if not weights.is_file():
-        raise UserError(f"model weights not found: {weights} (config key 'model.weights')")
     train_paths, train_labels, classes = image_folder(train_dir)
     val_paths, val_labels, val_classes = image_folder(val_dir)
     if val_classes != classes:
@@ -63,9 +59,7 @@ def fit_artifact(
         raise UserError(f"{train_dir} has {len(classes)} classes {classes} but config model.num_classes is "
                         f"{config.model.num_classes}")
 
-    classifier = load_classifier(config.model.arch, weights, config.model.num_classes, device)
-    preprocess = Preprocess(config.preprocess.size, config.preprocess.mean, config.preprocess.std,
-                            config.preprocess.crop_content)
+    classifier, preprocess, weights = configured_model(config, device)
     train_features, _ = extract_features(classifier, preprocess, train_paths, batch_size, device, "train")
     val_features, val_logits = extract_features(classifier, preprocess, val_paths, batch_size, device, "val")
     head = classifier.head
