@@ -1,12 +1,22 @@
 """YAML configuration: typed sections, validated on load, with the offending key named in every error.
 
-A config names the model and the fitted artifact, and tunes the streaming monitor. Paths inside a config are
-relative to the repository root when not absolute, so `configs/default.yaml` works from any directory.
+A config names the model and the fitted artifact (`model`, `artifact`, `detector`, `preprocess`: what
+`load_bundle` reads) and tunes the streaming monitor (`stream`, `alert`, `publish`, `explain`: what the
+runner reads; the model bundle never holds them). A relative path in a config is relative to the folder of
+that config file, so a config and its artifact can be moved or installed together; a `Config()` built in
+code resolves against the bundled default's folder, where its defaults point.
+
+The bundled default (`configs/default.yaml` and `centroids/default/`) is found in the source checkout, or,
+in an installed wheel, under `pipeline/bundled/` where the wheel packages those two folders
+(pyproject.toml), through `importlib.resources`.
+
+This module imports no torch: the CLI loads and checks a config before anything heavy is imported.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,23 +27,35 @@ import yaml
 
 from pipeline.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DETECTORS = ("nero", "relevance-knn")   # what the live monitor can alert on (pipeline/live_detector.py)
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+LIVE_DETECTORS = ("nero", "relevance-knn")   # scores the live monitor can alert on (model/bundle.py)
+SMOOTHING_KINDS = ("none", "mean", "median")  # pipeline/ood/alert.py
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def bundled_path(*parts: str) -> Path:
+    """A file shipped with nero-monitor: the checkout's configs/ and centroids/, or the wheel's copies."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "configs" / "default.yaml").is_file():
+        return checkout.joinpath(*parts)
+    return Path(str(importlib.resources.files("pipeline.bundled"))).joinpath(*parts)
+
+
+DEFAULT_CONFIG = bundled_path("configs", "default.yaml")
 
 
 @dataclass
 class ModelConfig:
     arch: str = "efficientnet_lite0"
-    weights: str = "centroids/default/model.safetensors"
+    weights: str = "../centroids/default/model.safetensors"
     num_classes: int = 2
 
 
 @dataclass
 class PreprocessConfig:
     size: int = 224
-    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
-    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     crop_content: bool = False
 
 
@@ -44,10 +66,12 @@ class StreamConfig:
     queue_size: int = 64            # replay: decoded frames held per stream before the decoder waits
     hwaccel: bool = False
     live_queue_size: int = 16       # live: frames held per stream before the oldest is dropped
+    result_queue_batches: int = 4   # scored batches waiting for the publish thread
     read_timeout_s: float = 5.0     # network sources: a stream silent this long counts as broken
     reconnect_initial_s: float = 0.5  # live: first wait before reconnecting, doubled per failure...
     reconnect_max_s: float = 10.0     # ...up to this
     report_every_s: float = 10.0    # live: seconds between metrics lines on stderr (0: none)
+    stop_grace_s: float = 2.0       # after a stop, how long a blocked subscriber may hold the replay back
 
 
 @dataclass
@@ -55,7 +79,7 @@ class AlertConfig:
     on_count: int = 3
     window: int = 5
     off_after: int = 10
-    smoothing: str = "none"        # none | mean | median of the last smoothing_window scores (stages/alert.py)
+    smoothing: str = "none"        # none | mean | median of the last smoothing_window scores
     smoothing_window: int = 13
 
 
@@ -67,21 +91,35 @@ class PublishConfig:
 
 
 @dataclass
+class ExplainConfig:
+    """Heatmaps of alerting frames (`nero live --explain`), made in a worker process off the hot path."""
+
+    max_pending: int = 2       # alerting frames waiting for a heatmap; more are dropped (counted), not waited for
+    close_s: float = 10.0      # at the end of a run, how long the queued heatmaps may hold the shutdown
+    max_side: int = 640        # longest side of a published heatmap PNG, in pixels
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
-    artifact: str = "centroids/default"
+    artifact: str = "../centroids/default"
     device: str = "auto"
-    detector: str = "nero"
+    detector: str = "relevance-knn"
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     alert: AlertConfig = field(default_factory=AlertConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
-    source_path: Path | None = None
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
+    base_dir: Path = field(default=DEFAULT_CONFIG.parent, repr=False)   # relative paths start here
 
     def resolve(self, path: str | Path) -> Path:
-        """A path from the config, made absolute against the repository root."""
-        path = Path(path)
-        return path if path.is_absolute() else REPO_ROOT / path
+        """A path from the config, made absolute against the config file's folder."""
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting, as a YAML file would hold it."""
+        return {key: value for key, value in dataclasses.asdict(self).items() if key != "base_dir"}
 
     def torch_device(self) -> str:
         import torch
@@ -105,8 +143,6 @@ def _check_type(value: Any, expected: Any, key: str) -> Any:
         return [_check_type(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if expected is Path:
-        expected = str
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise UserError(f"config key '{key}' must be {expected.__name__}, got {value!r}")
     return value
@@ -117,7 +153,7 @@ def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
         section = prefix.rstrip(".") or "top level"
         raise UserError(f"config section '{section}' must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = {f.name for f in dataclasses.fields(cls) if f.name != "base_dir"}
     values = {}
     for key, value in data.items():
         dotted = f"{prefix}{key}"
@@ -130,6 +166,44 @@ def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
     return cls(**values)
 
 
+# Lower bounds of the numeric settings: (key, minimum, inclusive).
+_BOUNDS = (
+    ("model.num_classes", 2, True), ("preprocess.size", 1, True),
+    ("stream.max_batch", 1, True), ("stream.max_wait_ms", 0, True), ("stream.queue_size", 1, True),
+    ("stream.live_queue_size", 1, True), ("stream.result_queue_batches", 1, True),
+    ("stream.read_timeout_s", 0, False), ("stream.reconnect_initial_s", 0, False),
+    ("stream.reconnect_max_s", 0, False), ("stream.report_every_s", 0, True), ("stream.stop_grace_s", 0, True),
+    ("alert.on_count", 1, True), ("alert.window", 1, True), ("alert.off_after", 1, True),
+    ("alert.smoothing_window", 1, True), ("publish.high_water_mark", 1, True), ("publish.heartbeat_s", 0, False),
+    ("explain.max_pending", 1, True), ("explain.close_s", 0, True), ("explain.max_side", 16, True),
+)
+
+
+def validate(config: Config) -> Config:
+    """Check the values (types are checked on load), naming the key of the first wrong one."""
+    for key, minimum, inclusive in _BOUNDS:
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value < minimum or (not inclusive and value == minimum):
+            bound = f">= {minimum}" if inclusive else f"> {minimum}"
+            raise UserError(f"config key '{key}' must be {bound}, got {value!r}")
+    if config.alert.on_count > config.alert.window:
+        raise UserError(f"config key 'alert.on_count' ({config.alert.on_count}) must not exceed 'alert.window' "
+                        f"({config.alert.window}): the alert counts frames over the threshold within that window")
+    if config.alert.smoothing not in SMOOTHING_KINDS:
+        raise UserError(f"config key 'alert.smoothing' must be one of {', '.join(SMOOTHING_KINDS)}, "
+                        f"got {config.alert.smoothing!r}")
+    if config.detector not in LIVE_DETECTORS:
+        raise UserError(f"config key 'detector' must be one of {', '.join(LIVE_DETECTORS)}, "
+                        f"got {config.detector!r}")
+    if config.device != "auto" and not config.device.startswith(("cpu", "cuda")):
+        raise UserError(f"config key 'device' must be auto, cpu or cuda[:N], got {config.device!r}")
+    for key in ("mean", "std"):
+        if len(getattr(config.preprocess, key)) != 3:
+            raise UserError(f"config key 'preprocess.{key}' must hold 3 numbers (R, G, B)")
+    return config
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Load and validate a YAML config; `None` means the bundled default."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
@@ -137,12 +211,11 @@ def load_config(path: str | Path | None = None) -> Config:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise UserError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"config file {path} is a directory (pass the YAML file, e.g. {path}/config.yaml)") \
+            from None
     except yaml.YAMLError as error:
         raise UserError(f"config file {path} is not valid YAML: {error}") from None
     config = _from_dict(Config, data)
-    config.source_path = path
-    if config.detector not in DETECTORS:
-        raise UserError(f"config key 'detector' must be one of {', '.join(DETECTORS)}, got {config.detector!r}")
-    if config.device != "auto" and not config.device.startswith(("cpu", "cuda")):
-        raise UserError(f"config key 'device' must be auto, cpu or cuda[:N], got {config.device!r}")
-    return config
+    config.base_dir = path.resolve().parent
+    return validate(config)

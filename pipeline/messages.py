@@ -11,6 +11,9 @@ Three kinds, told apart by the `type` field and the topic (subscribers filter by
   last_seq (seq of the stream's latest frame message, -1 before the first) and details per event.
 - `heartbeat`, type "heartbeat": every second: t, uptime_s, and per stream its state, last_seq, frames and
   drops.
+- `explain.<stream>`, type "explain" (`nero live --explain`): multipart [topic, JSON header, PNG]; the header
+  holds stream, seq (of the frame message the heatmap belongs to), seconds (heatmap time) and
+  conservation_error (pipeline.explain.heatmap.Heatmap).
 
 The JSONL audit holds the frame and event objects, byte for byte as published, one per line; heartbeats are
 liveness, not audit, and go out on ZeroMQ only.
@@ -24,6 +27,7 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 HEARTBEAT_TOPIC = "heartbeat"
+TOP_NEURONS = 5   # deviating neurons a frame's `explain` field lists
 
 
 def frame_topic(stream: str) -> str:
@@ -32,6 +36,18 @@ def frame_topic(stream: str) -> str:
 
 def event_topic(stream: str) -> str:
     return f"event.{stream}"
+
+
+def explain_topic(stream: str) -> str:
+    return f"explain.{stream}"
+
+
+def topic_of(message: dict[str, Any]) -> str:
+    """The topic a frame, event or heartbeat message is published on."""
+    kind = message["type"]
+    if kind == "heartbeat":
+        return HEARTBEAT_TOPIC
+    return frame_topic(message["stream"]) if kind == "frame" else event_topic(message["stream"])
 
 
 def number(value: float, digits: int = 6) -> float | None:
@@ -58,6 +74,13 @@ def event_message(stream: str, event: str, last_seq: int, t: float, **details: A
 def heartbeat_message(t: float, uptime_s: float, streams: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"v": SCHEMA_VERSION, "type": "heartbeat", "t": round(t, 6), "uptime_s": round(uptime_s, 3),
             "streams": streams}
+
+
+def explain_parts(stream: str, seq: int, seconds: float, conservation_error: float, png: bytes) -> list[bytes]:
+    """[topic, JSON header, PNG] of a heatmap, as ZeroMQ multipart frames."""
+    header = {"v": SCHEMA_VERSION, "type": "explain", "stream": stream, "seq": seq,
+              "seconds": round(seconds, 4), "conservation_error": conservation_error}
+    return [explain_topic(stream).encode(), encode(header).encode(), png]
 
 
 def encode(message: dict[str, Any]) -> str:

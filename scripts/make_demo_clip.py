@@ -34,7 +34,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "scripts")]
 from prepare_data import content_mask  # noqa: E402  (one definition of "inside the endoscope's picture")
 
 from pipeline.errors import UserError  # noqa: E402
-from pipeline.images import list_images, read_rgb  # noqa: E402
+from pipeline.media.images import list_images, read_rgb  # noqa: E402
 
 SIZE = 480
 FPS = 25

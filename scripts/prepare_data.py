@@ -46,7 +46,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from pipeline.errors import UserError  # noqa: E402
-from pipeline.images import list_images, read_rgb  # noqa: E402
+from pipeline.media.images import list_images, read_rgb  # noqa: E402
 
 SCALES = (0.25, 0.35, 0.5)
 MIN_CONTENT = 0.99

@@ -34,9 +34,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from pipeline.errors import UserError  # noqa: E402
-from pipeline.images import image_folder, read_rgb  # noqa: E402
-from pipeline.models import ARCHITECTURES, build_model, file_sha256, save_weights  # noqa: E402
-from stages.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess  # noqa: E402
+from pipeline.media.images import image_folder, read_rgb  # noqa: E402
+from pipeline.model.classifier import ARCHITECTURES, build_model, file_sha256, save_weights  # noqa: E402
+from pipeline.model.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess  # noqa: E402
 
 AUGMENT = v2.Compose([
     v2.RandomHorizontalFlip(0.5),
@@ -83,7 +83,7 @@ def initial_model(arch: str, init: str, num_classes: int) -> nn.Module:
     if arch != "efficientnet_lite0":
         raise UserError(f"--init imagenet exists only for efficientnet_lite0 (nothing is downloaded at run time); "
                         f"train {arch} with --init random")
-    from pipeline.pretrained import imagenet_efficientnet_lite0
+    from pipeline.model.pretrained import imagenet_efficientnet_lite0
 
     model = imagenet_efficientnet_lite0()
     model.reset_classifier(num_classes)  # a new, randomly initialised head for our classes

@@ -14,7 +14,7 @@ its subscriber listens). What happens when a subscriber lags is chosen at constr
   always polls as writable, so there is no event to wait for.)
 - not lossless (live): ZeroMQ drops that subscriber's copy once its queue holds `high_water_mark` messages, so
   a slow or dead subscriber never blocks the pipeline nor the other subscribers; the subscriber sees the gap
-  in `seq` (pipeline/subscriber.py reports it).
+  in `seq` (pipeline/client.py reports it).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Output: one `Scored` per image, in order: predicted class, its probability, the 
         out-of-distribution) and the compact explanation that goes into the alert's `explain` field.
 
 Frames travel to the model's device as uint8 (a quarter of the bytes of float32) and are resized and
-normalised there (stages/preprocess.py, called by `Bundle.infer`). Equal-sized frames are stacked into one
+normalised there (pipeline/model/preprocess.py, called by `Bundle.infer`). Equal-sized frames are stacked into one
 pinned host buffer and uploaded in one copy; the buffer is reused, which is safe because every call ends by
 copying its results to the host, so the previous upload has finished before the next one overwrites the
 buffer. Results cross back to the host once per batch, and the explanations are built once per batch by
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.bundle import Bundle
-from pipeline.explanation import explain_batch
+from pipeline.explain.field import explain_batch
+from pipeline.model.bundle import Bundle
 
 
 @dataclass(slots=True)

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from pipeline.explanation import explain_batch
+from pipeline.explain.field import explain_batch
 from stages.score import ScoreStage
 
 

@@ -1,0 +1,64 @@
+"""Score still images: one JSON line per image with the prediction and the NERO score.
+
+Fields: path, pred, prob, score, threshold, ood (score > threshold). Lines go to stdout, or to --jsonl FILE
+(written and flushed one by one, so a run stopped by a bad file keeps every line before it).
+
+example:
+  nero score frame1.jpg some/folder --jsonl scores.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+log = logging.getLogger(__name__)
+
+HELP = "score images (files or folders) and print one JSON line each"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
+    parser.add_argument("--config", metavar="FILE", help="YAML config (default: the bundled configs/default.yaml)")
+    parser.add_argument("--jsonl", metavar="FILE", type=Path, help="write the JSON lines here instead of stdout")
+    parser.add_argument("--batch-size", metavar="N", type=int, default=16)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from pipeline.config import load_config
+    from pipeline.media.images import list_images, read_rgb
+    from pipeline.model.bundle import load_bundle
+
+    paths = [image for root in args.paths for image in list_images(root)]
+    if not paths:
+        raise UserError(f"no images found in {', '.join(map(str, args.paths))}")
+    bundle = load_bundle(load_config(args.config))
+    flagged = 0
+    with ExitStack() as stack:
+        out = stack.enter_context(args.jsonl.open("w")) if args.jsonl else sys.stdout
+        bar = stack.enter_context(tqdm(total=len(paths), unit="img", disable=None, file=sys.stderr))
+        for start in range(0, len(paths), args.batch_size):
+            chunk = paths[start:start + args.batch_size]
+            probs, terms = bundle.infer([torch.from_numpy(read_rgb(path)) for path in chunk])
+            confidence, predicted = probs.max(dim=1)
+            for path, pred, prob, score in zip(chunk, predicted.tolist(), confidence.tolist(),
+                                               terms.score.tolist(), strict=True):
+                ood = score > bundle.threshold
+                flagged += ood
+                record = {"path": str(path), "pred": bundle.class_names[pred], "prob": round(prob, 6),
+                          "score": round(score, 6), "threshold": round(bundle.threshold, 6), "ood": ood}
+                out.write(json.dumps(record) + "\n")
+                out.flush()
+            bar.update(len(chunk))
+    log.info("%d images scored, %d flagged as out-of-distribution (threshold %.4g)", len(paths), flagged,
+             bundle.threshold)
+    return 0

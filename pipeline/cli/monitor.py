@@ -1,0 +1,57 @@
+"""What `nero replay` and `nero live` share: their common options, and running a monitor for a command.
+
+Light at import (argparse only): the command modules import it to build the parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.cli.console import emit
+from pipeline.errors import UserError
+
+if TYPE_CHECKING:
+    from pipeline.stream.runner import Runner
+
+log = logging.getLogger(__name__)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options `nero replay` and `nero live` share."""
+    parser.add_argument("--config", metavar="FILE", help="YAML config (default: the bundled configs/default.yaml)")
+    parser.add_argument("--publish", metavar="ENDPOINT",
+                        help="ZeroMQ endpoint to bind (default: the config's publish.endpoint, "
+                             "tcp://127.0.0.1:5556; use tcp://0.0.0.0:PORT to serve other machines)")
+    parser.add_argument("--jsonl", type=Path, metavar="FILE",
+                        help="audit file: every frame and event message, one JSON object per line")
+    parser.add_argument("--metrics-json", type=Path, metavar="FILE", help="write the run's figures here")
+
+
+def execute(runner: Runner, metrics_json: Path | None = None) -> int:
+    """Run a monitor for a command: signals stop it cleanly, the summary goes to stdout, errors exit non-zero.
+
+    The first SIGINT or SIGTERM asks for a clean stop (drain, flush, close); a second one aborts at once.
+    """
+    def on_signal(signum: int, _frame: object) -> None:
+        if not runner.stop():
+            raise KeyboardInterrupt
+        log.warning("%s: stopping after the frames in flight (send it again to abort)",
+                    signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        report = runner.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    emit(report.format())
+    if metrics_json is not None:
+        metrics_json.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    if report.errors:
+        raise UserError("; ".join(report.errors))
+    return 0

@@ -1,0 +1,1 @@
+"""Offline evaluation of OOD detectors: metrics, image sets, the feature cache, validation, video, reports."""

@@ -1,0 +1,1 @@
+"""Reading pixels: still images and video (files, network streams, capture devices), for live and offline use."""

@@ -1,0 +1,204 @@
+"""Source stage: decode a video file, a network stream or a capture device into RGB frames.
+
+Input:  a file (MP4, MKV, AVI, TS, anything FFmpeg reads), a network URL (rtsp, rtmp, srt, udp, tcp,
+        http...) or a V4L2 capture device (/dev/videoN).
+Output: an iterator of `Frame` (stream name, frame index, presentation time, capture time, H x W x 3 uint8
+        RGB), every decoded frame in decoding order: a source never drops (the runner decides what to drop).
+
+PyAV (FFmpeg) decodes everything; a capture device PyAV cannot open is tried again through OpenCV. With
+`hwaccel=True`, decoding runs on NVDEC (`HWAccel("cuda")`) and frames are downloaded to host memory; a missing
+GPU or an unsupported codec falls back to software decoding, and `info["hwaccel"]` says which one ran.
+
+Failures raise `SourceError` (a `UserError`: one line, no traceback): a source that does not open, and a
+stream that breaks while reading. A network stream that simply ends finishes the iteration like a file does.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import av
+import cv2
+import numpy as np
+
+from pipeline.errors import UserError
+
+NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "http", "https", "rtp"})
+# Probe at most this much of a network stream before the first frame (FFmpeg's default of 5 s would hold a
+# live feed back that long on every (re)connection). The probed packets are still decoded, not discarded.
+NETWORK_OPTIONS = {"analyzeduration": "1000000", "probesize": "1000000"}
+
+
+class SourceError(UserError):
+    """A source that cannot be opened, or a stream that broke while being read."""
+
+
+@dataclass(slots=True)
+class Frame:
+    stream: str
+    index: int          # decoded frames since the source was opened, from 0
+    pts: float          # presentation time in seconds (index / rate when the container gives none)
+    t_capture: float    # unix time the frame left the decoder
+    t_decoded: float    # time.perf_counter() at the same moment: where latency is measured from
+    image: np.ndarray   # H x W x 3 uint8 RGB
+    t_dequeued: float = 0.0  # perf_counter() when the batcher took it (set by the runner)
+
+
+def source_kind(source: str) -> str:
+    """'network', 'device' or 'file'."""
+    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
+    if scheme in NETWORK_SCHEMES:
+        return "network"
+    if re.fullmatch(r"/dev/video\d+", source) or scheme == "v4l2":
+        return "device"
+    return "file"
+
+
+def stream_name(source: str) -> str:
+    """A short topic-safe name for a source: the file stem, the device, or host_port of a URL."""
+    kind = source_kind(source)
+    if kind == "file":
+        base = Path(source).stem
+    elif kind == "device":
+        base = source.rsplit("/", 1)[-1]
+    else:
+        url = urlsplit(source)
+        base = f"{url.hostname}_{url.port}" if url.port else str(url.hostname)
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", base).strip("_") or "stream"
+
+
+class PyAVSource:
+    """Decode with PyAV: files, network streams and V4L2 devices."""
+
+    def __init__(self, source: str, name: str, hwaccel: bool = False, timeout_s: float = 5.0) -> None:
+        self.source, self.name, self.kind = source, name, source_kind(source)
+        self.timeout_s = timeout_s
+        options: dict[str, Any] = {}
+        if self.kind == "network":
+            options = {"options": dict(NETWORK_OPTIONS), "timeout": (timeout_s, timeout_s)}
+        elif self.kind == "device":
+            options = {"format": "v4l2"}
+            source = source.removeprefix("v4l2://")
+        self.container = self._open(source, options, hwaccel)
+        if not self.container.streams.video:
+            self.container.close()
+            raise SourceError(f"{self.name}: {self.source} has no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"  # frame and slice threads: decoding is the source's bottleneck
+        context = self.stream.codec_context
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        self.info = {
+            "source_kind": self.kind, "codec": context.name, "width": context.width, "height": context.height,
+            "fps": float(rate) if rate else None, "frames": self.stream.frames or None,
+            "hwaccel": bool(getattr(context, "is_hwaccel", False)), "reader": "pyav",
+        }
+
+    def _open(self, source: str, options: dict[str, Any], hwaccel: bool) -> av.container.InputContainer:
+        try:
+            if hwaccel:
+                try:
+                    return av.open(source, hwaccel=av.codec.hwaccel.HWAccel("cuda"), **options)
+                except (av.FFmpegError, ValueError, RuntimeError):
+                    pass  # no CUDA device or no NVDEC for this stream: decode in software below
+            return av.open(source, **options)
+        except av.FFmpegError as error:
+            raise SourceError(f"{self.name}: cannot open {self.source}: {self._describe(error)}") from None
+
+    def __iter__(self) -> Iterator[Frame]:
+        rate = self.info["fps"] or 25.0
+        index = 0
+        try:
+            for decoded in self.container.decode(self.stream):
+                image = decoded.to_ndarray(format="rgb24")
+                pts = decoded.time if decoded.time is not None else index / rate
+                yield Frame(self.name, index, float(pts), time.time(), time.perf_counter(), image)
+                index += 1
+        except av.FFmpegError as error:
+            message = f"{self.name}: stream broke after {index} frames: {self._describe(error)}"
+            raise SourceError(message) from None
+
+    def close(self) -> None:
+        self.container.close()
+
+    def _describe(self, error: av.FFmpegError) -> str:
+        """FFmpeg's message without the file name PyAV appends (ours names the source already)."""
+        if isinstance(error, av.error.ExitError):  # PyAV's timeout interrupts FFmpeg's read
+            return f"no data for {self.timeout_s:g} s"
+        return error.strerror or str(error)
+
+
+class OpenCVSource:
+    """Decode with OpenCV: the fallback for capture devices that PyAV cannot open."""
+
+    def __init__(self, source: str, name: str) -> None:
+        self.source, self.name, self.kind = source, name, source_kind(source)
+        self.capture = cv2.VideoCapture(source)
+        if not self.capture.isOpened():
+            raise SourceError(f"{self.name}: cannot open {source} with OpenCV either")
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.info = {
+            "source_kind": self.kind, "codec": None,
+            "width": int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            "height": int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            "fps": fps if fps > 0 else None,
+            "frames": int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None,
+            "hwaccel": False, "reader": "opencv",
+        }
+
+    def __iter__(self) -> Iterator[Frame]:
+        rate = self.info["fps"] or 25.0
+        index = 0
+        while True:
+            ok, bgr = self.capture.read()
+            if not ok:
+                return
+            msec = self.capture.get(cv2.CAP_PROP_POS_MSEC)
+            pts = msec / 1000.0 if msec > 0 or index == 0 else index / rate
+            yield Frame(self.name, index, pts, time.time(), time.perf_counter(),
+                        cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            index += 1
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+Source = PyAVSource | OpenCVSource
+
+
+def open_source(source: str, name: str, hwaccel: bool = False, timeout_s: float = 5.0) -> Source:
+    """Open a source with PyAV; a capture device PyAV cannot open gets a second try through OpenCV."""
+    kind = source_kind(source)
+    if kind == "file" and not Path(source).is_file():
+        raise SourceError(f"{name}: no such video file: {source}")
+    try:
+        return PyAVSource(source, name, hwaccel, timeout_s)
+    except SourceError:
+        if kind != "device":
+            raise
+        return OpenCVSource(source.removeprefix("v4l2://"), name)
+
+
+def video_frames(path: str | Path, name: str | None = None) -> Iterator[Frame]:
+    """Every frame of a video file in decode order; the file is closed at the end, or when the caller stops.
+
+    The one way offline code (evaluation, explanations, the report, the bench) decodes a file, so it sees
+    exactly the frames, indices and pixels the monitor saw.
+    """
+    source = open_source(str(path), name or Path(path).stem)
+    try:
+        yield from source
+    finally:
+        source.close()
+
+
+def video_info(path: str | Path) -> dict[str, Any]:
+    """What opening the file tells (codec, size, fps, frame count), without decoding a frame."""
+    source = open_source(str(path), Path(path).stem)
+    source.close()
+    return source.info

@@ -1,0 +1,1 @@
+"""The classifier and what belongs to it: adapter, preprocessing, fitted artifact, bundle, pretrained weights."""

@@ -1,0 +1,35 @@
+"""Batched feature extraction over image files, for fitting and offline scoring."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from pipeline.media.images import read_rgb
+from pipeline.model.classifier import FeatureClassifier
+from pipeline.model.preprocess import Preprocess
+
+
+@torch.no_grad()
+def extract_features(
+    classifier: FeatureClassifier,
+    preprocess: Preprocess,
+    paths: Sequence[str | Path],
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    desc: str = "features",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features N x D, logits N x C) as float32 CPU tensors, in the order of `paths`."""
+    features, logits = [], []
+    with tqdm(total=len(paths), desc=desc, unit="img", leave=False, disable=None) as bar:
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start:start + batch_size]
+            frames = [torch.from_numpy(read_rgb(path)).to(device) for path in chunk]
+            batch_features, batch_logits = classifier(preprocess(frames))
+            features.append(batch_features.float().cpu())
+            logits.append(batch_logits.float().cpu())
+            bar.update(len(chunk))
+    return torch.cat(features), torch.cat(logits)

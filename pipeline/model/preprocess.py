@@ -1,0 +1,70 @@
+"""Preprocess: raw RGB frames -> the normalised tensor batch the classifier expects.
+
+Runs on whatever device the frames are on, so frames are uploaded once as uint8 (3x fewer bytes than
+float) and resized there. The same object prepares training, fitting, scoring and streaming inputs, so the
+model always sees identically prepared pixels.
+
+Input:  a uint8 tensor N x H x W x 3 (RGB), or a list of H_i x W_i x 3 uint8 tensors of varying sizes.
+Output: a float tensor N x 3 x size x size, normalised with the model's mean and std.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.config import IMAGENET_MEAN, IMAGENET_STD
+
+
+def content_box(frame: torch.Tensor, level: int = 20, min_fraction: float = 0.25) -> tuple[int, int, int, int]:
+    """Bounding box (top, bottom, left, right) of the endoscope's image area inside its black border.
+
+    A row or column belongs to the image when more than `min_fraction` of its pixels are brighter than
+    `level`; burned-in text on the border is too sparse to pass that test. An all-dark frame keeps its size.
+    """
+    bright = frame.amax(dim=-1) > level
+    rows = torch.nonzero(bright.float().mean(dim=1) > min_fraction).flatten()
+    cols = torch.nonzero(bright.float().mean(dim=0) > min_fraction).flatten()
+    if len(rows) == 0 or len(cols) == 0:
+        return 0, frame.shape[0], 0, frame.shape[1]
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+class Preprocess:
+    """Resize (optionally after cropping the endoscope border) and normalise frames."""
+
+    def __init__(
+        self,
+        size: int = 224,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        crop_content: bool = False,
+    ) -> None:
+        self.size = size
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        self.crop_content = crop_content
+
+    def _resize(self, frames: torch.Tensor) -> torch.Tensor:
+        nchw = frames.permute(0, 3, 1, 2).float()
+        if nchw.shape[-2:] == (self.size, self.size):
+            return nchw
+        return F.interpolate(nchw, size=(self.size, self.size), mode="bilinear", antialias=True,
+                             align_corners=False)
+
+    def __call__(self, frames: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        if isinstance(frames, torch.Tensor) and not self.crop_content:
+            resized = self._resize(frames)
+        else:
+            parts = []
+            for frame in frames:
+                if self.crop_content:
+                    top, bottom, left, right = content_box(frame)
+                    frame = frame[top:bottom, left:right]
+                parts.append(self._resize(frame.unsqueeze(0)))
+            resized = torch.cat(parts)
+        mean = self.mean.to(resized.device)
+        std = self.std.to(resized.device)
+        return (resized - mean) / std

@@ -1,0 +1,94 @@
+"""Exact nearest-neighbour search for the detectors: class centroids under L1, training banks under L2.
+
+FAISS does the search (a `GpuIndexFlat` when the vectors are on a CUDA device and faiss was built with GPU
+support, an `IndexFlat` otherwise); plain torch is the fallback when faiss is not installed, and
+`backend="torch"` forces it. All backends return the same answer (tests/pipeline/ood/test_index.py).
+`flat_index` is the one place a FAISS index is built, on the CPU or the GPU.
+"""
+
+from __future__ import annotations
+
+import torch
+
+try:
+    import faiss
+    import faiss.contrib.torch_utils  # noqa: F401  (lets FAISS indexes take torch tensors, CPU and CUDA)
+except ImportError:  # pragma: no cover - exercised only where faiss is absent
+    faiss = None
+
+BACKENDS = ("auto", "faiss", "torch")
+QUERY_CHUNK = 4096   # torch fallback: queries per cdist call, so a large batch does not hold an N x M matrix
+
+
+def faiss_has_gpu() -> bool:
+    return faiss is not None and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def _use_faiss(backend: str) -> bool:
+    """Whether an index built with `backend` ("auto": FAISS where installed) searches with FAISS."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown index backend {backend!r}; choose from {BACKENDS}")
+    if backend == "faiss" and faiss is None:
+        raise ImportError("faiss is not installed: pip install 'nero-monitor[cpu]' (or [gpu])")
+    return backend != "torch" and faiss is not None
+
+
+class FlatIndex:
+    """An exact FAISS index over `vectors` (on their GPU when they are on one); `search` takes any device."""
+
+    def __init__(self, vectors: torch.Tensor, metric: int) -> None:
+        dim = vectors.shape[1]
+        self.on_gpu = vectors.is_cuda and faiss_has_gpu()
+        if self.on_gpu:
+            self._resources = faiss.StandardGpuResources()
+            config = faiss.GpuIndexFlatConfig()
+            config.device = vectors.device.index or 0
+            self._index = faiss.GpuIndexFlat(self._resources, dim, metric, config)
+            self._index.add(vectors)
+        else:
+            self._index = faiss.IndexFlat(dim, metric)
+            self._index.add(vectors.cpu())
+
+    def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(distances N x k, indices N x k) on the queries' device (L2: squared distances, as FAISS gives)."""
+        distance, nearest = self._index.search(queries if self.on_gpu and queries.is_cuda else queries.cpu(), k)
+        return distance.to(queries.device), nearest.to(queries.device)
+
+
+class CentroidIndex:
+    """A small exact L1 index over C centroids; `search(x)` -> (distance N, nearest index N), on x's device."""
+
+    def __init__(self, centroids: torch.Tensor, backend: str = "auto") -> None:
+        self.centroids = centroids.float().contiguous()
+        self._index = FlatIndex(self.centroids, faiss.METRIC_L1) if _use_faiss(backend) else None
+
+    @property
+    def description(self) -> str:
+        if self._index is None:
+            return "torch"
+        return "faiss-gpu" if self._index.on_gpu else "faiss-cpu"
+
+    def search(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        queries = queries.float().contiguous()
+        if self._index is None:
+            best = torch.cdist(queries, self.centroids.to(queries.device), p=1).min(dim=1)
+            return best.values, best.indices
+        distance, nearest = self._index.search(queries, 1)
+        return distance[:, 0], nearest[:, 0]
+
+
+class NeighbourIndex:
+    """Exact L2 index over a bank of vectors; `kth_distance(queries, k)`: N distances, queries' device."""
+
+    def __init__(self, bank: torch.Tensor, backend: str = "auto") -> None:
+        self.bank = bank.float().contiguous()
+        self._index = FlatIndex(self.bank, faiss.METRIC_L2) if _use_faiss(backend) else None
+
+    def kth_distance(self, queries: torch.Tensor, k: int) -> torch.Tensor:
+        queries = queries.float().contiguous()
+        if self._index is None:
+            bank = self.bank.to(queries.device)
+            chunks = queries.split(QUERY_CHUNK)
+            return torch.cat([torch.cdist(chunk, bank).kthvalue(k, dim=1).values for chunk in chunks])
+        squared, _ = self._index.search(queries, k)
+        return squared[:, k - 1].clamp_min(0).sqrt()

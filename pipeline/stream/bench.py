@@ -1,0 +1,156 @@
+"""Side-by-side throughput of the monitor against its own ceilings, measured in one process on one clip.
+
+Absolute frame rates on a shared machine swing from run to run; ratios between runs made seconds apart do
+not. So every measurement here runs on the same frames, in the same process, in alternating rounds, and the
+report states each as frames per second and as a ratio to the monitor:
+
+    decode      PyAV decode + RGB conversion only: the ceiling no pipeline on this source can pass
+    forward     preprocess + classifier forward on frames already in memory, batched as the monitor batches
+    score       forward + NERO (relevance, PCA, centroid index, rho) + explanations: the score stage alone
+    naive       one thread, OpenCV decode, one frame per forward, NERO, JSON: what a first script would do
+    monitor     `nero replay` itself: threads, queues, batching, ZeroMQ publishing, JSONL audit
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+
+from pipeline.errors import UserError
+from pipeline.media.video import open_source, video_frames
+from pipeline.model.bundle import Bundle
+from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec
+from stages.score import ScoreStage
+
+logger = logging.getLogger(__name__)
+MEASURES = ("decode", "forward", "score", "naive", "monitor")
+
+
+def trimmed_clip(source: Path, frames: int, folder: Path) -> tuple[Path, int]:
+    """The first `frames` frames of `source` re-encoded (H.264) so that every measure sees the same video."""
+    with av.open(str(source)) as container:
+        stream = container.streams.video[0]
+        total = stream.frames or 0
+        if 0 < total <= frames:
+            return source, total
+        out_path = folder / "bench.mp4"
+        with av.open(str(out_path), "w") as out:
+            encoder = out.add_stream("libx264", rate=stream.average_rate or 25)
+            encoder.width, encoder.height, encoder.pix_fmt = stream.width, stream.height, "yuv420p"
+            count = 0
+            for frame in container.decode(stream):
+                for packet in encoder.encode(frame.reformat(format="yuv420p")):
+                    out.mux(packet)
+                count += 1
+                if count == frames:
+                    break
+            for packet in encoder.encode():
+                out.mux(packet)
+    return out_path, count
+
+
+def decoded_frames(clip: Path) -> list[np.ndarray]:
+    return [frame.image for frame in video_frames(clip)]
+
+
+def time_decode(clip: Path) -> int:
+    return len(decoded_frames(clip))
+
+
+def time_batches(step: Callable[[list[np.ndarray]], object], images: list[np.ndarray], batch: int) -> int:
+    for start in range(0, len(images), batch):
+        step(images[start:start + batch])
+    return len(images)
+
+
+def time_naive(bundle: Bundle, clip: Path) -> int:
+    capture = cv2.VideoCapture(str(clip))
+    count = 0
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        frame = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).unsqueeze(0)
+        probs, terms = bundle.infer(frame)
+        json.dumps({"frame": count, "prob": probs.max().item(), "score": terms.score.item()})
+        count += 1
+    capture.release()
+    return count
+
+
+def time_monitor(bundle: Bundle, settings: RunSettings, clip: Path, folder: Path) -> tuple[int, dict]:
+    spec = StreamSpec("bench", str(clip), open_source(str(clip), "bench"))
+    runner = Runner(bundle, [spec], RunOptions(endpoint="tcp://127.0.0.1:*", jsonl=folder / "audit.jsonl"),
+                    settings)
+    report = runner.run()
+    return report.frames["bench"], report.metrics
+
+
+def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: RunSettings | None = None,
+              log: Callable[[str], None] = logger.info) -> dict:
+    """Measure every path `rounds` times, alternating; report the median frame rate of each."""
+    if not clip.is_file():
+        raise UserError(f"no such video file: {clip}")
+    settings = settings or RunSettings()
+    batch = settings.stream.max_batch
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        clip, count = trimmed_clip(clip, frames, folder)
+        images = decoded_frames(clip)
+        score = ScoreStage(bundle)
+        forward = bundle.classifier
+        steps: dict[str, Callable[[], int]] = {
+            "decode": lambda: time_decode(clip),
+            "forward": lambda: time_batches(
+                lambda chunk: forward(bundle.preprocess(torch.from_numpy(np.stack(chunk)).to(bundle.device))),
+                images, batch),
+            "score": lambda: time_batches(score, images, batch),
+            "naive": lambda: time_naive(bundle, clip),
+        }
+        time_batches(score, images[:batch], batch)          # warm-up: lazy initialisation, allocator
+        fps: dict[str, list[float]] = {name: [] for name in MEASURES}
+        latency: dict = {}
+        for round_index in range(rounds):
+            for name in MEASURES:
+                start = time.perf_counter()
+                if name == "monitor":
+                    done, latency = time_monitor(bundle, settings, clip, folder)
+                else:
+                    with torch.inference_mode():
+                        done = steps[name]()
+                if bundle.device.type == "cuda":
+                    torch.cuda.synchronize()
+                fps[name].append(done / (time.perf_counter() - start))
+                log(f"round {round_index + 1}/{rounds}  {name:8s} {fps[name][-1]:8.1f} frames/s")
+    medians = {name: statistics.median(values) for name, values in fps.items()}
+    return {
+        "frames": count, "rounds": rounds, "batch": batch, "device": describe_device(bundle.device),
+        "threads": torch.get_num_threads(), "fps": medians, "fps_all": fps,
+        "monitor_ratio": {name: medians["monitor"] / medians[name] for name in MEASURES},
+        "monitor_latency_ms": latency.get("latency_ms", latency),
+    }
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def format_bench(result: dict) -> str:
+    lines = [f"{result['frames']} frames, batch {result['batch']}, {result['device']}, "
+             f"median of {result['rounds']} rounds",
+             f"{'path':10s} {'frames/s':>10s} {'monitor / path':>16s}"]
+    for name in MEASURES:
+        lines.append(f"{name:10s} {result['fps'][name]:10.1f} {result['monitor_ratio'][name]:15.2f}x")
+    return "\n".join(lines)

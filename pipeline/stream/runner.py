@@ -1,0 +1,420 @@
+"""The streaming monitor: the stage graph, its threads and queues, and what happens when a part falls behind.
+
+    source thread per stream --[frame queue]--> score thread --[result queue]--> publish thread
+    (decode, pace)            block | drop     (batch, score)    block          (alert, send, audit, annotate)
+
+`Runner.compose()` wires this graph in one place; the stages (stages/) know nothing of threads or queues.
+Decoding runs in its own thread per stream (it is the usual bottleneck), the model in one thread (one copy of
+the model, batches may mix streams), and everything that talks to the outside world in one more, so a slow
+disk or network never stalls the model.
+
+Modes:
+- replay: lossless. Every frame is scored and published, in order. The frame queue blocks the decoder when
+  full, and the publisher waits for a subscriber that lags (backpressure) instead of dropping. --realtime
+  paces the source to its timestamps; by default it runs as fast as the machine allows. A source that breaks
+  ends the run with an error.
+- live: latency first. When the model falls behind, the frame queue drops the stream's oldest frame, before
+  batching and never inside the decoder, and counts it; ZeroMQ drops messages for a subscriber that lags,
+  never blocking. A network or device source that fails or ends is reopened with exponential backoff; a file
+  source (standing in for a camera) is paced to its timestamps and ends the stream when it ends.
+
+Heatmaps (RunOptions.explain, `nero live --explain`): the publish thread hands the frame that turns a stream's
+alert on to an `ExplainWorker` (a separate process, at most `explain.max_pending` frames waiting, a frame that
+finds them waiting is dropped and counted) and goes on at once; finished heatmaps come back on the worker's thread
+into a deque that the publish thread drains on each pass and sends on explain.<stream>, since only the publish
+thread may touch the socket.
+
+Control items (`SourceEvent`: start, stop, error, reconnecting) travel through the same queues as the frames,
+so each stream's events reach subscribers in order with its frames. `stop()` (SIGINT, SIGTERM) lets the
+sources finish their current frame, drains both queues, sends the stop events, flushes the audit file and
+closes the socket; with heatmaps on, the ones already queued are finished (up to `explain.close_s`) and
+sent first.
+
+The thread bodies only move items; what a message says and what each stream's state is belongs to
+`StreamStates` (pipeline/stream/state.py). Runtime settings come in `RunSettings` (the config's stream,
+alert, publish and explain sections), apart from the model bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from pipeline import messages
+from pipeline.config import AlertConfig, Config, ExplainConfig, PublishConfig, StreamConfig
+from pipeline.explain.worker import ExplainResult, ExplainWorker
+from pipeline.media.video import Frame, Source, SourceError, open_source, source_kind
+from pipeline.model.bundle import Bundle
+from pipeline.stream.metrics import Metrics
+from pipeline.stream.queues import END, StageQueue
+from pipeline.stream.report import RunReport
+from pipeline.stream.state import StreamStates
+from stages.alert import AlertStage
+from stages.annotate import Annotator
+from stages.audit import AuditLog
+from stages.batcher import Batcher
+from stages.pace import Pacer
+from stages.publish import Publisher
+from stages.score import Scored, ScoreStage
+
+log = logging.getLogger(__name__)
+
+RETRY_MIN_S, RETRY_MAX_S = 0.0005, 0.02   # replay: pauses between sends a lagging subscriber refused
+
+
+@dataclass
+class SourceEvent:
+    """start | stop | error | reconnecting, from a source thread, in order with the stream's frames."""
+
+    stream: str
+    event: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ScoredBatch:
+    frames: list[Frame]
+    results: list[Scored]
+    t_dispatched: float
+    t_scored: float
+
+
+@dataclass
+class StreamSpec:
+    name: str
+    source: str
+    opened: Source | None = None   # replay opens it up front: a bad path fails before the model loads
+
+    @property
+    def kind(self) -> str:
+        return source_kind(self.source)
+
+
+@dataclass
+class RunOptions:
+    """What this run does (the command's flags)."""
+
+    live: bool = False
+    endpoint: str | None = None            # None: the settings' publish.endpoint
+    jsonl: Path | None = None
+    annotate: Path | None = None
+    realtime: bool = False
+    wait_subscribers: int = 0
+    progress: bool = False
+    explain: bool = False                  # heatmaps of alert_on frames on explain.<stream>, off the hot path
+
+
+@dataclass
+class RunSettings:
+    """How the monitor runs (queues, batching, reconnects, reports, alerts, publishing, heatmaps)."""
+
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    alert: AlertConfig = field(default_factory=AlertConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
+
+    @classmethod
+    def of(cls, config: Config) -> RunSettings:
+        return cls(config.stream, config.alert, config.publish, config.explain)
+
+
+@dataclass
+class Graph:
+    sources: list[threading.Thread]
+    workers: list[threading.Thread]
+    frames: StageQueue
+    results: StageQueue
+    explain: ExplainWorker | None
+
+
+class Runner:
+    def __init__(self, bundle: Bundle, streams: list[StreamSpec], options: RunOptions,
+                 settings: RunSettings | None = None) -> None:
+        names = [spec.name for spec in streams]
+        if len(set(names)) != len(names):
+            raise SourceError(f"stream names must be unique, got {names}")
+        self.bundle, self.streams, self.options = bundle, streams, options
+        self.settings = settings or RunSettings()
+        publish = self.settings.publish
+        self.publisher = Publisher(options.endpoint or publish.endpoint, publish.high_water_mark,
+                                   lossless=not options.live)
+        self.audit = AuditLog(options.jsonl) if options.jsonl else None
+        self.metrics = Metrics()
+        self.errors: list[str] = []
+        self.unsent = 0
+        self._stopping = threading.Event()
+        self._failure: BaseException | None = None
+        self._states = StreamStates(names)
+        self._graph: Graph | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return self.publisher.endpoint
+
+    def stop(self) -> bool:
+        """Ask for a clean stop (any thread, or a signal handler); False if one was already asked for."""
+        first = not self._stopping.is_set()
+        self._stopping.set()
+        return first
+
+    def compose(self) -> Graph:
+        """The data flow, top to bottom; nothing runs until the threads are started."""
+        stream, alerting = self.settings.stream, self.settings.alert
+        if self.options.live:
+            # Latency first: hold about one batch per stream; beyond it the oldest frame is stale, drop it.
+            frames = StageQueue(stream.live_queue_size, "drop_oldest")
+        else:
+            # Lossless: a full queue makes the decoder wait.
+            frames = StageQueue(stream.queue_size, "block")
+        # Always blocking: in live mode nothing downstream blocks (ZeroMQ drops for a slow subscriber), so
+        # this only ever waits in replay, where waiting is the point (backpressure from a lagging subscriber).
+        results = StageQueue(stream.result_queue_batches, "block")
+        sources = [self._thread(f"source-{spec.name}", self._read, spec, frames) for spec in self.streams]
+        batcher: Batcher[Frame] = Batcher(stream.max_batch, stream.max_wait_ms / 1000.0)
+        score = ScoreStage(self.bundle)
+        alert = AlertStage(self.bundle.threshold, alerting.on_count, alerting.window, alerting.off_after,
+                           alerting.smoothing, alerting.smoothing_window)
+        opened = [spec.opened.info for spec in self.streams if spec.opened is not None]
+        annotate = Annotator(self.options.annotate, opened[0]["fps"] if opened else None) \
+            if self.options.annotate else None
+        counts = [info["frames"] for info in opened]
+        total = sum(counts) if counts and all(counts) else None
+        # Heatmaps: a process of their own; results come back on its thread and wait here for the publish
+        # thread (one entry per finished heatmap, drained on every pass of the publish loop).
+        explained: deque[ExplainResult] = deque()
+        heatmaps = self.settings.explain
+        explain = ExplainWorker(self.bundle.classifier, self.bundle.preprocess, explained.append,
+                                max_pending=heatmaps.max_pending, max_side=heatmaps.max_side) \
+            if self.options.explain else None
+        workers = [self._thread("score", self._score, frames, batcher, score, results),
+                   self._thread("publish", self._publish, results, alert, annotate, total, explain,
+                                explained)]
+        return Graph(sources, workers, frames, results, explain)
+
+    def run(self) -> RunReport:
+        """Run until every source has ended (or `stop()`), then drain; returns the figures of the run."""
+        try:
+            if self.options.wait_subscribers:
+                self._wait_for_subscribers(self.options.wait_subscribers)
+            graph = self._graph = self.compose()
+            if not self._stopping.is_set():   # else stopped while waiting for subscribers: nothing to run
+                if graph.explain is not None:  # first: the process takes seconds to load the model
+                    graph.explain.start()
+                for thread in graph.sources + graph.workers:
+                    thread.start()
+                while any(t.is_alive() for t in graph.sources) and not self._stopping.wait(0.1):
+                    pass
+                for thread in graph.sources:  # one blocked in a network read gets its read timeout, no more
+                    thread.join(self.settings.stream.read_timeout_s + 1.0)
+                graph.frames.close()
+                for thread in graph.workers:
+                    thread.join()
+        finally:
+            for spec in self.streams:
+                if spec.opened is not None:  # its thread never took it
+                    spec.opened.close()
+            self.publisher.close()
+            if self.audit:
+                self.audit.close()
+        if self._failure is not None:
+            raise self._failure
+        drops = graph.frames.drop_counts()
+        return RunReport(
+            frames=self._states.frames(), alerts=self._states.alerts(),
+            drops={name: drops.get(name, 0) for name in self._states.streams},
+            errors=self.errors, unsent=self.unsent, metrics=self.metrics.summary(),
+            explain=asdict(graph.explain.stats) if graph.explain is not None else None)
+
+    # -- threads ---------------------------------------------------------------------------------------------
+
+    def _thread(self, name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
+        """A daemon thread; an unexpected exception in it stops the run and is raised again by `run()`."""
+        def guarded() -> None:
+            try:
+                target(*args)
+            except BaseException as error:
+                self._failure = self._failure or error
+                self._stopping.set()
+                if self._graph is not None:
+                    self._graph.frames.close()
+                    self._graph.results.close()
+        return threading.Thread(target=guarded, name=name, daemon=True)
+
+    def _read(self, spec: StreamSpec, frames: StageQueue) -> None:
+        """Source thread: decode and queue frames; in live mode reopen a failed network or device source."""
+        stream = self.settings.stream
+        reopen = self.options.live and spec.kind != "file"
+        pace = self.options.realtime or (self.options.live and spec.kind == "file")
+        delay = stream.reconnect_initial_s
+        while True:
+            error = None
+            source, spec.opened = spec.opened, None
+            try:
+                source = source or open_source(spec.source, spec.name, stream.hwaccel, stream.read_timeout_s)
+                frames.put(SourceEvent(spec.name, "start", source.info), None)
+                pacer = Pacer(self._stopping.wait) if pace else None
+                for frame in source:
+                    if pacer:
+                        pacer(frame.pts)
+                    frames.put(frame, spec.name)
+                    delay = stream.reconnect_initial_s  # frames flow again: the next failure starts afresh
+                    if self._stopping.is_set():
+                        break
+            except SourceError as failure:
+                error = str(failure)
+            finally:
+                if source is not None:
+                    source.close()
+            if self._stopping.is_set() or not reopen:
+                if error and not self._stopping.is_set():
+                    self.errors.append(error)
+                    frames.put(SourceEvent(spec.name, "error", {"message": error}), None)
+                reason = "stopped" if self._stopping.is_set() else "error" if error else "end of stream"
+                frames.put(SourceEvent(spec.name, "stop", {"reason": reason}), None)
+                return
+            reason = error or f"{spec.name}: stream ended"
+            log.warning("%s; reconnecting in %.1f s", reason, delay)
+            frames.put(SourceEvent(spec.name, "reconnecting", {"reason": reason, "retry_in_s": delay}), None)
+            if self._stopping.wait(delay):
+                frames.put(SourceEvent(spec.name, "stop", {"reason": "stopped"}), None)
+                return
+            delay = min(2 * delay, stream.reconnect_max_s)
+
+    def _score(self, frames: StageQueue, batcher: Batcher[Frame], score: ScoreStage,
+               results: StageQueue) -> None:
+        """Score thread: batch frames (from any stream) and score each batch in one forward pass."""
+        def dispatch(batch: list[Frame] | None) -> None:
+            if batch:
+                self.metrics.record_depth("frames", len(frames))
+                start = time.perf_counter()
+                scored = score([frame.image for frame in batch])
+                results.put(ScoredBatch(batch, scored, start, time.perf_counter()), "results")
+
+        while True:
+            item = frames.get(batcher.time_left(time.perf_counter()))
+            now = time.perf_counter()
+            if item is END:
+                dispatch(batcher.flush())
+                results.close()
+                return
+            if isinstance(item, SourceEvent):  # keep the stream's order: what came before goes out first
+                dispatch(batcher.flush())
+                results.put(item, None)
+            elif item is None:
+                dispatch(batcher.due(now))
+            else:
+                item.t_dequeued = now
+                dispatch(batcher.add(item, now))
+
+    def _publish(self, results: StageQueue, alert: AlertStage, annotate: Annotator | None,
+                 total: int | None, explain: ExplainWorker | None, explained: deque[ExplainResult]) -> None:
+        """Publish thread: decide, send and record every frame; heartbeats, events, reports, heatmaps."""
+        beat = self.settings.publish.heartbeat_s
+        report_every = self.settings.stream.report_every_s if self.options.live else 0.0
+        started = time.perf_counter()
+        next_beat, next_report, reported = started, started + report_every, 0
+        bar = tqdm(total=total, unit="frame", disable=None if self.options.progress else True,
+                   dynamic_ncols=True)
+        try:
+            while True:
+                item = results.get(max(0.0, next_beat - time.perf_counter()))
+                now = time.perf_counter()
+                if now >= next_beat:
+                    self._heartbeat(now - started, alert)
+                    next_beat = now + beat
+                if report_every and now >= next_report:
+                    log.info("%s", self._live_report(reported))
+                    next_report, reported = now + report_every, len(self.metrics)
+                self._send_explained(explained)
+                if item is END:
+                    return
+                if isinstance(item, SourceEvent):
+                    self._send(self._states.source_event(item.stream, item.event, item.details, time.time()))
+                elif item is not None:
+                    self.metrics.record_depth("results", len(results))
+                    self._publish_batch(item, alert, annotate, explain)
+                    bar.update(len(item.frames))
+        finally:
+            bar.close()
+            if explain is not None:  # the heatmaps already queued: finished and sent before the stop events
+                explain.close(self.settings.explain.close_s)
+                self._send_explained(explained)
+            for message in self._states.stop_unfinished(time.time()):
+                self._send(message)
+            if annotate is not None:
+                annotate.close()
+
+    # -- publishing ------------------------------------------------------------------------------------------
+
+    def _publish_batch(self, batch: ScoredBatch, alert: AlertStage, annotate: Annotator | None,
+                       explain: ExplainWorker | None) -> None:
+        picked = time.perf_counter()
+        threshold = self.bundle.threshold
+        for frame, result in zip(batch.frames, batch.results, strict=True):
+            decision = alert(frame.stream, result.score)
+            message = self._states.frame_message(frame, result, decision, threshold, time.time())
+            self._send(message)
+            if decision.changed:
+                self._send(self._states.alert_event(message, time.time()))
+                if decision.alert and explain is not None:
+                    explain.submit(frame.stream, message["seq"], frame.image)   # never waits; full: dropped
+            if annotate is not None:
+                annotate(frame.image, pred=result.pred, prob=result.prob, score=result.score,
+                         threshold=threshold, ood=decision.ood, alert=decision.alert)
+            self.metrics.record(frame.t_decoded, frame.t_dequeued, batch.t_dispatched, batch.t_scored, picked,
+                                time.perf_counter())
+
+    def _send(self, message: dict[str, Any]) -> None:
+        """Audit, then ZeroMQ."""
+        line = messages.encode(message)
+        if self.audit:
+            self.audit.write(line)
+        self._send_parts([messages.topic_of(message).encode(), line.encode()])
+
+    def _send_explained(self, explained: deque[ExplainResult]) -> None:
+        """Heatmaps the worker finished, sent from this thread because the socket is not thread-safe."""
+        while explained:
+            self._send_parts(explained.popleft().multipart())
+
+    def _send_parts(self, parts: list[bytes]) -> None:
+        """ZeroMQ; in replay wait while a subscriber lags (up to stream.stop_grace_s once stopping)."""
+        pause, blocked_since = RETRY_MIN_S, None
+        while not self.publisher.try_send_parts(parts):
+            if self._stopping.is_set():
+                blocked_since = blocked_since or time.perf_counter()
+                if time.perf_counter() - blocked_since > self.settings.stream.stop_grace_s:
+                    self.unsent += 1
+                    return
+            time.sleep(pause)
+            pause = min(2 * pause, RETRY_MAX_S)
+
+    def _heartbeat(self, uptime: float, alert: AlertStage) -> None:
+        """Liveness for displays (never blocks: a lagging subscriber just misses a beat)."""
+        self.publisher.poll_subscriptions()
+        drops = self._graph.frames.drop_counts() if self._graph else {}
+        message = self._states.heartbeat(time.time(), uptime, drops, alert.is_on)
+        self.publisher.try_send(messages.HEARTBEAT_TOPIC, messages.encode(message))
+
+    def _live_report(self, since: int) -> str:
+        summary = self.metrics.summary(start=since, skip=0)
+        e2e = summary["latency_ms"]["end_to_end"]
+        drops = self._graph.frames.drop_counts() if self._graph else {}
+        latency = f"end-to-end p50 {e2e['p50']:.0f} ms, p99 {e2e['p99']:.0f} ms" if e2e else "no frames"
+        return (f"[live] {summary['frames']} frames, {summary['fps'] or 0:.1f} fps, {latency}, "
+                f"dropped {sum(drops.values())} in all")
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _wait_for_subscribers(self, count: int) -> None:
+        log.info("waiting for %d subscriber(s) on %s", count, self.endpoint)
+        while not self.publisher.wait_for_subscribers(count, 0.2):
+            if self._stopping.is_set():
+                return

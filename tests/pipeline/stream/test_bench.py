@@ -1,0 +1,35 @@
+"""`nero bench`: every path is measured on the same frames and reported against the monitor."""
+
+import json
+
+from pipeline.stream.bench import MEASURES, decoded_frames, run_bench, trimmed_clip
+from pipeline.cli import main
+
+
+def test_trimmed_clip_keeps_the_first_frames(demo_frames, make_clip, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", demo_frames[:20])
+    trimmed, count = trimmed_clip(clip, 12, tmp_path)
+    assert count == 12 and len(decoded_frames(trimmed)) == 12
+    assert trimmed_clip(clip, 50, tmp_path) == (clip, 20)   # shorter than asked: used as it is
+
+
+def test_bench_measures_every_path(bundle, demo_frames, make_clip, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", demo_frames[:12])
+    lines = []
+    result = run_bench(bundle, clip, frames=12, rounds=1, log=lines.append)
+    assert result["frames"] == 12 and len(lines) == len(MEASURES)
+    assert all(result["fps"][name] > 0 for name in MEASURES)
+    assert result["monitor_ratio"]["monitor"] == 1.0
+    assert result["monitor_latency_ms"]["end_to_end"]["p50"] > 0
+
+
+def test_bench_command_writes_json(monitor_config, demo_frames, make_clip, tmp_path, capsys):
+    clip = make_clip(tmp_path / "c.mp4", demo_frames[:8])
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model:\n  arch: {monitor_config.model.arch}\n"
+                      f"  weights: {monitor_config.resolve(monitor_config.model.weights)}\n"
+                      f"artifact: {monitor_config.resolve(monitor_config.artifact)}\ndevice: cpu\n")
+    assert main(["bench", str(clip), "--config", str(config), "--rounds", "1", "--json",
+                 str(tmp_path / "b.json")]) == 0
+    assert "monitor / path" in capsys.readouterr().out
+    assert set(json.loads((tmp_path / "b.json").read_text())["fps"]) == set(MEASURES)
