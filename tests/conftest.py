@@ -16,13 +16,13 @@ import pytest
 import torch
 import yaml
 
-from pipeline.model.artifact import save_artifact
-from pipeline.model.bundle import Bundle, load_bundle, preprocess_settings
 from pipeline.config import DEFAULT_CONFIG, Config, load_config
 from pipeline.media.images import list_images, read_rgb
+from pipeline.model.artifact import save_artifact
+from pipeline.model.bundle import Bundle, load_bundle, preprocess_settings
 from pipeline.model.classifier import build_model, file_sha256, load_classifier, save_weights
-from pipeline.ood.nero import NeroScorer
 from pipeline.model.preprocess import Preprocess
+from pipeline.ood.nero import NeroScorer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

@@ -77,3 +77,13 @@ def test_bad_endpoint_is_a_user_error():
 
     with pytest.raises(UserError, match="cannot connect to garbage"):
         AlertSubscriber("garbage")
+
+
+def test_a_display_that_imports_the_subscriber_needs_neither_torch_nor_faiss():
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom pipeline import AlertSubscriber\n"
+             "print(','.join(m for m in ('torch', 'faiss', 'numpy', 'cv2') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "", done.stdout + done.stderr

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.config import DEFAULT_CONFIG, load_config
+from pipeline.config import DEFAULT_CONFIG, Config, load_config
 from pipeline.errors import UserError
 
 
@@ -12,11 +12,21 @@ def write(tmp_path, text):
     return path
 
 
-def test_default_config_loads():
+def test_default_config_loads_and_equals_the_dataclass_defaults():
     config = load_config()
-    assert config.source_path == DEFAULT_CONFIG
-    assert config.model.arch == "efficientnet_lite0"
-    assert config.resolve(config.artifact).is_absolute()
+    assert config.base_dir == DEFAULT_CONFIG.parent and config.model.arch == "efficientnet_lite0"
+    assert (config.resolve(config.artifact) / "manifest.json").is_file()
+    assert config.resolve(config.model.weights).is_file()
+    assert config == Config()            # in-process code and the commands run the same detector
+    assert config.detector == "relevance-knn"
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
+    (tmp_path / "sub").mkdir()
+    config = load_config(write(tmp_path / "sub", "artifact: ../art\nmodel:\n  weights: w.safetensors\n"))
+    monkeypatch.chdir("/")
+    assert config.resolve(config.artifact) == tmp_path / "art"
+    assert config.resolve(config.model.weights) == tmp_path / "sub" / "w.safetensors"
 
 
 @pytest.mark.parametrize(
@@ -29,6 +39,12 @@ def test_default_config_loads():
         ("device: tpu\n", "'device' must be auto, cpu or cuda"),
         ("detector: vim\n", "'detector' must be one of nero, relevance-knn"),
         ("model: [unclosed\n", "not valid YAML"),
+        ("stream:\n  max_batch: 0\n", "'stream.max_batch' must be >= 1"),
+        ("stream:\n  live_queue_size: 0\n", "'stream.live_queue_size' must be >= 1"),
+        ("publish:\n  high_water_mark: -5\n", "'publish.high_water_mark' must be >= 1"),
+        ("alert:\n  on_count: 6\n", "'alert.on_count' \\(6\\) must not exceed 'alert.window'"),
+        ("alert:\n  smoothing: ewma\n", "'alert.smoothing' must be one of none, mean, median"),
+        ("explain:\n  max_pending: 0\n", "'explain.max_pending' must be >= 1"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, text, message):

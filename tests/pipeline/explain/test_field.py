@@ -13,7 +13,7 @@ import torch
 from pipeline.explain.field import explain_batch
 from pipeline.media.images import list_images, read_rgb
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 
 
 @pytest.fixture(scope="module")

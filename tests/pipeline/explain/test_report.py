@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.messages import encode, event_message, frame_message
 from pipeline.explain.report import alert_intervals, frames_at, read_audit, timeline_png
+from pipeline.messages import encode, event_message, frame_message
 
-VIDEO = Path(__file__).resolve().parents[3] / "shared" / "data" / "ood" / "laparoscopic" / "endo.mp4"
+VIDEO = Path(__file__).resolve().parents[4] / "shared" / "data" / "ood" / "laparoscopic" / "endo.mp4"
 
 
 def frame(stream: str, index: int, score: float, alert: bool) -> dict:

@@ -12,7 +12,7 @@ import pytest
 from pipeline.explain.worker import ExplainResult, ExplainWorker
 from pipeline.media.images import list_images, read_rgb
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 pytestmark = pytest.mark.skipif(not (DATA / "kvasir-seg").is_dir(),
                                 reason=f"real frames not found under {DATA}")
 

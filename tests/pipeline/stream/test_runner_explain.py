@@ -38,7 +38,7 @@ def run_in_background(runner: Runner) -> tuple[threading.Thread, list[RunReport]
 
 def test_live_explain_publishes_the_alert_on_frame_as_png_without_holding_frames_back(bundle, alerting_clip):
     runner = Runner(bundle, [StreamSpec("cam", str(alerting_clip))],
-                    RunOptions(live=True, endpoint="tcp://127.0.0.1:*", explain=True, log=lambda line: None))
+                    RunOptions(live=True, endpoint="tcp://127.0.0.1:*", explain=True))
     socket = zmq.Context.instance().socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
     topics = (b"alert.cam", b"event.cam", b"explain.cam")

@@ -9,7 +9,7 @@ import torch
 
 from pipeline.model.classifier import build_model, save_weights
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 SHARED = REPO.parent / "shared" / "data"
 needs_shared_data = pytest.mark.skipif(not (SHARED / "kvasir-seg").is_dir(),
                                        reason=f"shared data not found at {SHARED}")

@@ -18,15 +18,14 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from pipeline.cli import main
-from pipeline.config import REPO_ROOT
-from pipeline.ood.detectors import DETECTORS
-from pipeline.model.features import extract_features
 from pipeline.media.images import image_folder, list_images
 from pipeline.model.classifier import load_classifier, save_weights
-from pipeline.ood.nero import NeroScorer
+from pipeline.model.features import extract_features
 from pipeline.model.preprocess import Preprocess
+from pipeline.ood.detectors import DETECTORS
+from pipeline.ood.nero import NeroScorer
 
-DATA = REPO_ROOT.parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real test data not found at {DATA}")
 
 

@@ -13,15 +13,15 @@ import torch
 import yaml
 
 from pipeline.cli import main
-from pipeline.media.images import list_images, read_rgb
 from pipeline.explain.report import alert_intervals, read_audit
+from pipeline.media.images import list_images, read_rgb
 from stages.score import ScoreStage
 
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[5] / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
-def config(bundle, demo_frames, tmp_path_factory) -> Path:
+def config(bundle, monitor_config, demo_frames, tmp_path_factory) -> Path:
     """A config file for the suite's bundle, the alert threshold moved to the median score of the short
     clip's frames, so that replaying the clip certainly raises alerts (the operating point is not under test).
     """
@@ -29,7 +29,7 @@ def config(bundle, demo_frames, tmp_path_factory) -> Path:
     artifact = shutil.copytree(bundle.artifact.path, folder / "artifact")
     _, terms = bundle.infer([torch.from_numpy(frame) for frame in demo_frames])
     manifest = json.loads((artifact / "manifest.json").read_text())
-    settings = bundle.config
+    settings = monitor_config
     median = float(terms.score.median())   # of the detector the bundle alerts on
     detectors = manifest.setdefault("detectors", {"nero": {"threshold": manifest["threshold"]}})
     detectors[settings.detector]["threshold"] = median

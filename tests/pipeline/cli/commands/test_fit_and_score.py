@@ -1,6 +1,7 @@
 """`nero fit` then `nero score` on real frames, as a user runs them, and the errors a user can hit."""
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -26,7 +27,8 @@ def test_fit_writes_a_complete_artifact(fitted):
     assert manifest["model"]["arch"] == "resnet18" and len(manifest["model"]["sha256"]) == 64
     assert set(manifest["data"]["val_per_class"]) == {"mucosa", "polyp"}
     written = yaml.safe_load((fitted / "config.yaml").read_text())   # every section of the fitting config
-    assert written["device"] == "cpu" and written["alert"]["on_count"] == 3 and written["artifact"] == str(fitted)
+    assert written["device"] == "cpu" and written["alert"]["on_count"] == 3
+    assert written["artifact"] == "." and written["model"]["weights"] == "model.safetensors"  # the folder moves whole
     for name in ("arrays.safetensors", "model.safetensors", "config.yaml", "relevance_bank.safetensors"):
         assert (fitted / name).is_file()
     detectors = manifest["detectors"]
@@ -34,18 +36,29 @@ def test_fit_writes_a_complete_artifact(fitted):
     assert detectors["relevance-knn"]["k"] == 1 and 0 < detectors["relevance-knn"]["threshold"] <= 2
 
 
-def test_relevance_knn_is_a_config_choice(fitted, small_benchmark, tmp_path, capsys):
+def test_the_live_detector_is_a_config_choice(fitted, small_benchmark, tmp_path):
     manifest = json.loads((fitted / "manifest.json").read_text())
-    config = tmp_path / "knn.yaml"
-    config.write_text((fitted / "config.yaml").read_text().replace("detector: nero", "detector: relevance-knn"))
+    assert yaml.safe_load((fitted / "config.yaml").read_text())["detector"] == "relevance-knn"   # the default
+    nero = fitted / "nero.yaml"
+    nero.write_text((fitted / "config.yaml").read_text().replace("detector: relevance-knn", "detector: nero"))
     ood = small_benchmark / "OOD" / "capsule"
-    jsonl = tmp_path / "knn.jsonl"
-    assert main(["score", str(ood), "--config", str(config), "--jsonl", str(jsonl)]) == 0
-    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    expected = round(manifest["detectors"]["relevance-knn"]["threshold"], 6)
-    assert {record["threshold"] for record in records} == {expected}
+    for config, threshold in ((fitted / "config.yaml", manifest["detectors"]["relevance-knn"]["threshold"]),
+                              (nero, manifest["threshold"])):
+        jsonl = tmp_path / f"{config.stem}.jsonl"
+        assert main(["score", str(ood), "--config", str(config), "--jsonl", str(jsonl)]) == 0
+        records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+        assert {record["threshold"] for record in records} == {round(threshold, 6)}
+    knn = [json.loads(line) for line in (tmp_path / "config.jsonl").read_text().splitlines()]
     # distances between unit vectors: between 0 and 2, unlike NERO's unbounded score
-    assert all(0 <= record["score"] <= 2 for record in records)
+    assert all(0 <= record["score"] <= 2 for record in knn)
+
+
+def test_an_artifact_folder_moved_elsewhere_still_works(fitted, small_benchmark, tmp_path):
+    moved = shutil.copytree(fitted, tmp_path / "moved" / "artifact")
+    jsonl = tmp_path / "moved.jsonl"
+    image = next((small_benchmark / "OOD" / "natural").iterdir())
+    assert main(["score", str(image), "--config", str(moved / "config.yaml"), "--jsonl", str(jsonl)]) == 0
+    assert len(jsonl.read_text().splitlines()) == 1
 
 
 def test_score_prints_one_line_per_image(fitted, small_benchmark, tmp_path, capsys):
@@ -73,7 +86,9 @@ def test_artifact_of_another_model_is_refused(fitted, resnet_config, tmp_path, c
     # after changing the weights file: the checksum must no longer match
     other = tmp_path / "other.safetensors"
     other.write_bytes((fitted / "model.safetensors").read_bytes() + b" ")
+    document = yaml.safe_load((fitted / "config.yaml").read_text())
+    document["model"]["weights"], document["artifact"] = str(other), str(fitted)
     config = tmp_path / "c.yaml"
-    config.write_text((fitted / "config.yaml").read_text().replace(str(fitted / "model.safetensors"), str(other)))
+    config.write_text(yaml.safe_dump(document))
     assert main(["score", str(fitted / "config.yaml"), "--config", str(config)]) == 2
     assert "refit it with `nero fit`" in capsys.readouterr().err

@@ -19,14 +19,13 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.config import REPO_ROOT
-from pipeline.ood.detectors import FitData, Validation
-from pipeline.model.features import extract_features
 from pipeline.media.images import list_images, read_rgb
 from pipeline.model.classifier import FeatureClassifier
+from pipeline.model.features import extract_features
 from pipeline.model.preprocess import Preprocess
+from pipeline.ood.detectors import FitData, Validation
 
-DATA = REPO_ROOT.parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data"
 DIM = 48
 N_TRAIN, N_TEST, N_OOD = 64, 24, 10
 ODIN_SIZE = 128
