@@ -3,16 +3,11 @@ computation in tests/pipeline/cli/commands/test_eval.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from pipeline.evaluation.metrics import ALL, fpr_at_tpr, metrics_by_set, ood_metrics
-
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real test data not found at {DATA}")
 
 
 def test_fpr95_counts_ood_at_or_below_the_id_score_at_index_floor_095n():

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from pipeline.evaluation.metrics import ALL
 from pipeline.evaluation.report import markdown_table
-
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real test data not found at {DATA}")
 
 
 def test_markdown_table_bolds_the_best_of_each_column():

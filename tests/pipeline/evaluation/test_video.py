@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from pipeline.config import AlertConfig
 from pipeline.evaluation.video import runs, smoothed, video_metrics
-
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real test data not found at {DATA}")
 
 
 def test_smoothing_is_causal_and_uses_only_the_frames_seen_so_far():
