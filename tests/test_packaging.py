@@ -9,6 +9,7 @@ default that the wheel packages.
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -33,8 +34,10 @@ def test_every_package_is_in_the_wheel_list():
 def installed(tmp_path_factory) -> Path:
     """bin/ of a fresh venv holding only the wheel (third-party packages borrowed, see the module doc)."""
     folder = tmp_path_factory.mktemp("wheel")
+    source = shutil.copytree(REPO, folder / "source", ignore=shutil.ignore_patterns(   # setuptools builds in-tree
+        ".git", ".venv", "build", "*.egg-info", "work", "out", "demo-output", "tests", "__pycache__"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(folder / "dist"), str(REPO)], capture_output=True, text=True, timeout=300)
+                            "-w", str(folder / "dist"), str(source)], capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = (folder / "dist").glob("nero_monitor-*.whl")
     venv.EnvBuilder(with_pip=False).create(folder / "venv")
