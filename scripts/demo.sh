@@ -18,12 +18,13 @@ echo
 
 # The clip plays at its own 25 fps (--realtime), as a live feed would, so the latencies are the ones a display
 # would see. The subscriber is a separate process, as a display would be; replay waits for its subscription so that it
-# receives every frame, and the subscriber leaves 3 s after the last message.
+# receives every frame, and the subscriber leaves 3 s after the last message. The subscriber's alert lines show
+# the progress, so the replay draws no progress bar of its own over them (--no-progress).
 .venv/bin/nero subscribe "$endpoint" --jsonl "$out/received.jsonl" --timeout 3 &
 subscriber=$!
 trap 'kill $subscriber 2>/dev/null || true' EXIT
 
-.venv/bin/nero replay scripts/demo/clip.mp4 --realtime --publish "$endpoint" --wait-subscribers 1 \
+.venv/bin/nero replay scripts/demo/clip.mp4 --realtime --no-progress --publish "$endpoint" --wait-subscribers 1 \
     --jsonl "$out/audit.jsonl" --annotate "$out/annotated.mp4" --report "$out/report" \
     --metrics-json "$out/metrics.json"
 wait $subscriber

@@ -33,7 +33,8 @@ for arch in ${ARCHS:-efficientnet_lite0 resnet18 deit_small}; do
   fi
   mkdir -p work/configs
   config=work/configs/$arch.yaml
-  printf 'model:\n  arch: %s\n  weights: %s\n  num_classes: 2\n' "$arch" "$weights" > "$config"
+  # paths in a config are relative to its own folder: give the weights as an absolute path
+  printf 'model:\n  arch: %s\n  weights: %s\n  num_classes: 2\n' "$arch" "$PWD/$weights" > "$config"
   "$PY" -m pipeline eval --config "$config" --id-train "$BENCH/ID/train" --id-test "$BENCH/ID/val" \
       "${OODS[@]}" "${extra[@]}" --out "out/benchmark/$arch"
 done

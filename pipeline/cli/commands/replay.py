@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--realtime", action="store_true", help="pace frames to their timestamps")
     parser.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
                         help="hold the first frame until N subscriptions have arrived")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bar (default: one on a terminal), e.g. when a subscriber prints there")
     parser.add_argument("--report", type=Path, metavar="DIR",
                         help="after the run, write DIR/report.html: score timeline, alert intervals and a "
                              "heatmap of each interval's highest-scoring frame (files only)")
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     bundle = load_bundle(config)
     runner = Runner(bundle, [StreamSpec(name, args.source, opened)], RunOptions(
         endpoint=args.publish, jsonl=audit, annotate=args.annotate, realtime=args.realtime,
-        wait_subscribers=args.wait_subscribers, progress=True), RunSettings.of(config))
+        wait_subscribers=args.wait_subscribers, progress=args.progress), RunSettings.of(config))
     log.info("replaying %s as stream '%s', publishing on %s", args.source, name, runner.endpoint)
     code = execute(runner, args.metrics_json)
     if args.report:
