@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import zmq
 
-from pipeline.stream.runner import Runner, RunOptions, RunReport, StreamSpec
+from pipeline.config import ExplainConfig
+from pipeline.stream.report import RunReport
+from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec
 
 # Frames 430-479 of the demo clip: the end of its laparoscopic segment, where the default model's alert turns
 # on about ten frames in (frames 437-458 score mostly above the threshold, up to 10x).
@@ -37,8 +39,11 @@ def run_in_background(runner: Runner) -> tuple[threading.Thread, list[RunReport]
 
 
 def test_live_explain_publishes_the_alert_on_frame_as_png_without_holding_frames_back(bundle, alerting_clip):
+    # The worker's start and its queued heatmap may take long on a busy machine: the shutdown waits for them
+    # (explain.close_s) instead of cutting the worker off, so what is asserted does not depend on the load.
+    settings = RunSettings(explain=ExplainConfig(close_s=300.0))
     runner = Runner(bundle, [StreamSpec("cam", str(alerting_clip))],
-                    RunOptions(live=True, endpoint="tcp://127.0.0.1:*", explain=True))
+                    RunOptions(live=True, endpoint="tcp://127.0.0.1:*", explain=True), settings)
     socket = zmq.Context.instance().socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
     topics = (b"alert.cam", b"event.cam", b"explain.cam")
@@ -48,11 +53,9 @@ def test_live_explain_publishes_the_alert_on_frame_as_png_without_holding_frames
     deadline = time.monotonic() + 5
     while not runner.publisher.wait_for_subscribers(len(topics), 0.05):
         assert time.monotonic() < deadline, "subscriptions did not arrive"
-    started = time.perf_counter()
     thread, report = run_in_background(runner)
-    thread.join(60)
+    thread.join(360)
     assert not thread.is_alive(), "runner did not finish"
-    seconds = time.perf_counter() - started
     received = []
     while socket.poll(500):
         received.append(socket.recv_multipart())
@@ -80,5 +83,3 @@ def test_live_explain_publishes_the_alert_on_frame_as_png_without_holding_frames
     assert stats["submitted"] + stats["dropped"] == len(alert_on) and stats["done"] == len(heatmaps)
     assert stats["failed"] == 0 and result.as_dict()["explain"] == stats
     assert f"{stats['done']} published" in result.format()
-    # Paced at 25 fps the clip lasts 2 s; the worker's start and the queued heatmap add seconds at the end.
-    assert seconds < 45
