@@ -1,4 +1,5 @@
-"""Source stage: decode a video file, a network stream or a capture device into RGB frames.
+"""Decode a video file, a network stream or a capture device into RGB frames: the monitor's source, and the
+one decoder every offline tool uses (`video_frames`), so both see the same frames, indices and pixels.
 
 Input:  a file (MP4, MKV, AVI, TS, anything FFmpeg reads), a network URL (rtsp, rtmp, srt, udp, tcp,
         http...) or a V4L2 capture device (/dev/videoN).
