@@ -12,7 +12,8 @@ from pipeline.media.images import image_folder, read_rgb
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not (SHARED / "kvasir-seg").is_dir(), reason=f"shared data not found at {SHARED}")
+needs_data = pytest.mark.skipif(not (SHARED / "kvasir-seg").is_dir(),
+                                reason=f"tests the script on the full shared data set, not found at {SHARED}")
 
 spec = importlib.util.spec_from_file_location("prepare_data", REPO / "scripts" / "prepare_data.py")
 prepare_data = importlib.util.module_from_spec(spec)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 import torch
 
 from pipeline.evaluation.cache import FeatureCache
@@ -13,18 +12,16 @@ from pipeline.evaluation.datasets import ImageSet
 from pipeline.media.images import list_images
 from pipeline.model.preprocess import Preprocess
 
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real test data not found at {DATA}")
+FIXTURES = Path(__file__).resolve().parents[2] / "data"
 
 
-@needs_data
 def test_cache_serves_a_second_request_without_the_model_and_notices_a_changed_file(tmp_path):
     from pipeline.model.classifier import FeatureClassifier
     from pipeline.model.pretrained import imagenet_efficientnet_lite0
 
     images = tmp_path / "images"
     images.mkdir()
-    for path in list_images(DATA / "ood" / "natural")[:3]:
+    for path in list_images(FIXTURES / "OOD" / "natural")[:3]:
         (images / path.name).write_bytes(path.read_bytes())
     image_set = ImageSet("natural", list_images(images))
     classifier = FeatureClassifier(imagenet_efficientnet_lite0()).eval()

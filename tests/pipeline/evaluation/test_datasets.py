@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
 from pipeline.evaluation.datasets import jigsaw, rotate_channels
 from pipeline.media.images import list_images, read_rgb
 from pipeline.model.preprocess import Preprocess
 
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real test data not found at {DATA}")
+FIXTURES = Path(__file__).resolve().parents[2] / "data"
 
 
-@needs_data
 def test_jigsaw_moves_every_tile_and_keeps_the_pixels():
-    image = Preprocess(224)([torch.from_numpy(read_rgb(list_images(DATA / "ood" / "natural")[0]))])
+    image = Preprocess(224)([torch.from_numpy(read_rgb(list_images(FIXTURES / "OOD" / "natural")[0]))])
     shuffled = jigsaw(image)
     tiles = image.unfold(2, 56, 56).unfold(3, 56, 56).reshape(3, 16, 56, 56)
     moved = shuffled.unfold(2, 56, 56).unfold(3, 56, 56).reshape(3, 16, 56, 56)

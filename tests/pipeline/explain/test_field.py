@@ -13,17 +13,15 @@ import torch
 from pipeline.explain.field import explain_batch
 from pipeline.media.images import list_images, read_rgb
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parents[2] / "data"
 
 
 @pytest.fixture(scope="module")
 def frames() -> list[torch.Tensor]:
     """16 real frames, in-distribution and OOD: one batch as the monitor's batcher would form it."""
-    if not (DATA / "kvasir-seg").is_dir():
-        pytest.skip(f"real frames not found under {DATA}")
-    paths = list_images(DATA / "kvasir-seg" / "val" / "images")[:8]
+    paths = list_images(FIXTURES / "kvasir-seg" / "val" / "images")[:8]
     for name in ("capsule", "chest-xray", "natural", "laparoscopic"):
-        paths += list_images(DATA / "ood" / name)[:2]
+        paths += list_images(FIXTURES / "OOD" / name)[:2]
     return [torch.from_numpy(read_rgb(path)) for path in paths]
 
 

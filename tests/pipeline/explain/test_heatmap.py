@@ -20,17 +20,8 @@ from pipeline.model.classifier import FeatureClassifier, build_model
 from pipeline.model.preprocess import Preprocess
 from pipeline.ood.nero import relevance
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
-needs_data = pytest.mark.skipif(not (DATA / "kvasir-seg").is_dir(),
-                                reason=f"real frames not found under {DATA}")
+FIXTURES = Path(__file__).resolve().parents[2] / "data"
 TOLERANCE = 1e-3
-
-
-def real_frames() -> list[np.ndarray]:
-    """In-distribution colonoscopy plus two kinds of OOD, of different sizes (the heatmap box must follow)."""
-    paths = list_images(DATA / "kvasir-seg" / "val" / "images")[:1]
-    paths += list_images(DATA / "ood" / "capsule")[:1] + list_images(DATA / "ood" / "natural")[:1]
-    return [read_rgb(path) for path in paths]
 
 
 def with_head(model: torch.nn.Module, seed: int = 0) -> FeatureClassifier:
@@ -68,9 +59,10 @@ def resnet(frames) -> FeatureClassifier:
 
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
-    if not (DATA / "kvasir-seg").is_dir():
-        pytest.skip(f"real frames not found under {DATA}")
-    return real_frames()
+    """In-distribution colonoscopy plus two kinds of OOD, of different sizes (the heatmap box must follow)."""
+    paths = list_images(FIXTURES / "kvasir-seg" / "val" / "images")[:1]
+    paths += list_images(FIXTURES / "OOD" / "capsule")[:1] + list_images(FIXTURES / "OOD" / "natural")[:1]
+    return [read_rgb(path) for path in paths]
 
 
 def plain_forward(classifier: FeatureClassifier, preprocess: Preprocess, frames) -> tuple[torch.Tensor, ...]:
@@ -78,7 +70,6 @@ def plain_forward(classifier: FeatureClassifier, preprocess: Preprocess, frames)
         return classifier(preprocess([torch.from_numpy(frame) for frame in frames]))
 
 
-@needs_data
 @pytest.mark.parametrize("arch", ["efficientnet", "resnet"])
 def test_pixel_relevance_sums_to_nero_neuron_relevance(arch, request, frames):
     classifier = request.getfixturevalue(arch)
@@ -103,7 +94,6 @@ def test_pixel_relevance_sums_to_nero_neuron_relevance(arch, request, frames):
         assert np.abs(heatmap.relevance).max() > 0
 
 
-@needs_data
 def test_model_is_restored_after_a_heatmap(efficientnet, frames):
     preprocess = Preprocess()
     before_state = {key: value.clone() for key, value in efficientnet.state_dict().items()}
@@ -119,9 +109,8 @@ def test_model_is_restored_after_a_heatmap(efficientnet, frames):
     assert torch.equal(before_logits, after_logits)
 
 
-@needs_data
 def test_cropped_input_maps_back_into_the_content_box(efficientnet):
-    capsule = read_rgb(list_images(DATA / "ood" / "capsule")[0])     # black corners and border text
+    capsule = read_rgb(list_images(FIXTURES / "OOD" / "capsule")[0])     # black corners and border text
     preprocess = Preprocess(crop_content=True)
 
     (heatmap,) = HeatmapExplainer(efficientnet, preprocess)([capsule])

@@ -15,7 +15,7 @@ from pipeline.errors import UserError
 from pipeline.explain.report import alert_intervals, frames_at, read_audit, timeline_png
 from pipeline.messages import encode, event_message, frame_message
 
-VIDEO = Path(__file__).resolve().parents[4] / "shared" / "data" / "ood" / "laparoscopic" / "endo.mp4"
+VIDEO = Path(__file__).resolve().parents[2] / "data" / "laparoscopic.mp4"
 
 
 def frame(stream: str, index: int, score: float, alert: bool) -> dict:
@@ -77,7 +77,6 @@ def test_timeline_is_a_png():
     assert image.shape[1] >= 1000 and image.shape[0] >= 300
 
 
-@pytest.mark.skipif(not VIDEO.is_file(), reason=f"real video not found at {VIDEO}")
 def test_frames_are_found_by_decode_order_index():
     wanted = [0, 7, 120]
     found = frames_at(VIDEO, wanted)

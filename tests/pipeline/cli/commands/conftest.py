@@ -1,7 +1,5 @@
 """Shared fixtures for command tests: a small real benchmark and a model to fit on it."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -9,24 +7,14 @@ import torch
 
 from pipeline.model.classifier import build_model, save_weights
 
-REPO = Path(__file__).resolve().parents[4]
-SHARED = REPO.parent / "shared" / "data"
-needs_shared_data = pytest.mark.skipif(not (SHARED / "kvasir-seg").is_dir(),
-                                       reason=f"shared data not found at {SHARED}")
+FIXTURES = Path(__file__).resolve().parents[3] / "data"
 
 
 @pytest.fixture(scope="session")
-def small_benchmark(tmp_path_factory) -> Path:
-    """scripts/prepare_data.py on a few frames: ID/{train,val}/{mucosa,polyp} and OOD/<set>/."""
-    if not (SHARED / "kvasir-seg").is_dir():
-        pytest.skip(f"shared data not found at {SHARED}")
-    spec = importlib.util.spec_from_file_location("prepare_data", REPO / "scripts" / "prepare_data.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("prepare_data", module)
-    spec.loader.exec_module(module)
-    out = tmp_path_factory.mktemp("benchmark")
-    module.main(["--shared", str(SHARED), "--out", str(out), "--limit", "6", "--seed", "0"])
-    return out
+def small_benchmark() -> Path:
+    """tests/data: ID/{train,val}/{mucosa,polyp} and OOD/<set>/, as scripts/prepare_data.py lays them out
+    (cut by scripts/make_test_fixtures.py)."""
+    return FIXTURES
 
 
 @pytest.fixture(scope="session")

@@ -25,8 +25,7 @@ from pipeline.model.preprocess import Preprocess
 from pipeline.ood.detectors import DETECTORS
 from pipeline.ood.nero import NeroScorer
 
-DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real test data not found at {DATA}")
+FIXTURES = Path(__file__).resolve().parents[3] / "data"
 
 
 def _link(files: list[Path], folder: Path) -> None:
@@ -44,13 +43,13 @@ def bench(tmp_path_factory, demo_clip, demo_frames, make_clip) -> dict[str, Path
     truth = demo_clip.with_suffix(".truth.csv").read_text().splitlines()
     make_clip(root / "short.mp4", demo_frames)
     (root / "short.truth.csv").write_text("\n".join([truth[0], *truth[1::30][: len(demo_frames)]]) + "\n")
-    train = list_images(DATA / "kvasir-seg" / "train" / "images")[:24]
-    test = list_images(DATA / "kvasir-seg" / "val" / "images")[:8]
+    train = list_images(FIXTURES / "kvasir-seg" / "train" / "images")[:24]
+    test = list_images(FIXTURES / "kvasir-seg" / "val" / "images")[:8]
     _link(train[0::2], root / "train" / "a")
     _link(train[1::2], root / "train" / "b")
     _link(test[0::2], root / "test" / "a")
     _link(test[1::2], root / "test" / "b")
-    _link(list_images(DATA / "ood" / "capsule")[:6], root / "capsule")
+    _link(list_images(FIXTURES / "OOD" / "capsule")[:6], root / "capsule")
     torch.manual_seed(0)
     model = imagenet_efficientnet_lite0()
     model.reset_classifier(2)
@@ -60,7 +59,7 @@ def bench(tmp_path_factory, demo_clip, demo_frames, make_clip) -> dict[str, Path
                       "  num_classes: 2\ndevice: cpu\n")
     args = ["eval", "--config", str(config), "--id-train", str(root / "train"),
             "--id-test", str(root / "test"),
-            "--ood", str(DATA / "ood" / "natural"), "--ood", str(root / "capsule"),
+            "--ood", str(FIXTURES / "OOD" / "natural"), "--ood", str(root / "capsule"),
             "--out", str(root / "out"), "--cache", str(root / "cache"), "--video", str(root / "short.mp4")]
     assert main(args) == 0
     return {"root": root, "config": config, "out": root / "out", "args": args}
@@ -97,7 +96,7 @@ def test_metrics_match_a_direct_computation(bench):
     preprocess = Preprocess(224)
     train_paths, train_labels, _ = image_folder(root / "train")
     test_paths = image_folder(root / "test")[0]
-    natural, capsule = list_images(DATA / "ood" / "natural"), list_images(root / "capsule")
+    natural, capsule = list_images(FIXTURES / "OOD" / "natural"), list_images(root / "capsule")
     features = {name: extract_features(classifier, preprocess, paths)
                 for name, paths in (("train", train_paths), ("test", test_paths), ("natural", natural),
                                     ("capsule", capsule))}
@@ -149,6 +148,6 @@ def test_user_errors_are_one_line(bench, capsys):
     assert "unknown detector" in capsys.readouterr().err
     all_folder = bench["root"] / "all"
     all_folder.mkdir()
-    (all_folder / "x.jpg").symlink_to(list_images(DATA / "ood" / "natural")[0])
+    (all_folder / "x.jpg").symlink_to(list_images(FIXTURES / "OOD" / "natural")[0])
     assert main([*args, "--ood", str(all_folder)]) == 2
     assert "distinct names" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from pipeline.explain.report import alert_intervals, read_audit
 from pipeline.media.images import list_images, read_rgb
 from stages.score import ScoreStage
 
-SHARED = Path(__file__).resolve().parents[5] / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parents[3] / "data"
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def read_png(path: Path) -> np.ndarray:
 
 
 def test_image_gets_three_pictures_and_the_alert_explanation(config, bundle, tmp_path, capsys):
-    image = list_images(SHARED / "ood" / "capsule")[0]
+    image = list_images(FIXTURES / "OOD" / "capsule")[0]
     assert explain(config, image, "--out", tmp_path) == 0
 
     record = json.loads((tmp_path / f"{image.stem}.json").read_text())
@@ -111,7 +111,7 @@ def test_report_for_a_replay(config, short_clip, audit, tmp_path, capsys):
     (["--top", "0"], "--top must be at least 1"),
 ])
 def test_image_argument_errors(config, arguments, message, tmp_path, capsys):
-    image = list_images(SHARED / "ood" / "natural")[0]
+    image = list_images(FIXTURES / "OOD" / "natural")[0]
     assert explain(config, image, "--out", tmp_path, *arguments) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and err.count("\n") == 0

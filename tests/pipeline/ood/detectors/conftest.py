@@ -1,4 +1,4 @@
-"""Real data for the detector tests: features of real images from a real classifier.
+"""Real data for the detector tests: features of real images (tests/data) from a real classifier.
 
 The classifier is EfficientNet-Lite0 with its ImageNet weights (the backbone every bundled model starts from)
 and a 2-class linear head fitted on Kvasir-SEG frames, labelled by whether the polyp covers more than the
@@ -25,7 +25,7 @@ from pipeline.model.features import extract_features
 from pipeline.model.preprocess import Preprocess
 from pipeline.ood.detectors import FitData, Validation
 
-DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parents[3] / "data"
 DIM = 48
 N_TRAIN, N_TEST, N_OOD = 64, 24, 10
 ODIN_SIZE = 128
@@ -44,14 +44,12 @@ class RealSet:
 
 
 def polyp_share(image: Path) -> float:
-    mask = cv2.imread(str(image.parent.parent / "masks" / image.name), cv2.IMREAD_GRAYSCALE)
+    mask = cv2.imread(str(image.parent.parent / "masks" / f"{image.stem}.png"), cv2.IMREAD_GRAYSCALE)
     return float((mask > 127).mean())
 
 
 @pytest.fixture(scope="session")
 def real() -> RealSet:
-    if not DATA.is_dir():
-        pytest.skip(f"real test data not found at {DATA}")
     from pipeline.model.pretrained import imagenet_efficientnet_lite0
 
     torch.manual_seed(0)
@@ -59,9 +57,9 @@ def real() -> RealSet:
     model.reset_classifier(2)
     classifier = FeatureClassifier(model).eval()
     preprocess = Preprocess(224)
-    kvasir = list_images(DATA / "kvasir-seg" / "train" / "images")[: N_TRAIN + N_TEST]
+    kvasir = list_images(FIXTURES / "kvasir-seg" / "train" / "images")[: N_TRAIN + N_TEST]
     ood = [p for name in ("capsule", "chest-xray", "natural")
-           for p in list_images(DATA / "ood" / name)[:N_OOD]]
+           for p in list_images(FIXTURES / "OOD" / name)[:N_OOD]]
     features, _ = extract_features(classifier, preprocess, kvasir + ood, batch_size=32)
     features = features[:, :DIM].double()
 
