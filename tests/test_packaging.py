@@ -51,9 +51,10 @@ def installed(tmp_path_factory) -> Path:
     return folder / "venv" / "bin"
 
 
-def nero(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_in(bin_dir: Path, program: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """A program of the fresh venv, with no PYTHONPATH that could lead it back to the checkout."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    return subprocess.run([str(bin_dir / "nero"), *args], cwd=cwd, env=env, capture_output=True, text=True,
+    return subprocess.run([str(bin_dir / program), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)
 
 
@@ -65,16 +66,15 @@ def test_the_installed_wheel_scores_and_replays_with_its_bundled_default(install
     cv2.imwrite(str(image), cv2.cvtColor(demo_frames[0], cv2.COLOR_RGB2BGR))
     clip = make_clip(tmp_path / "clip.mp4", demo_frames[:12])
 
-    where = subprocess.run([str(installed / "python"), "-c", "import pipeline; print(pipeline.__file__)"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    where = run_in(installed, "python", "-c", "import pipeline; print(pipeline.__file__)", cwd=tmp_path)
     assert str(installed.parent) in where.stdout, where.stdout + where.stderr   # the wheel, not the checkout
 
-    version = nero(installed, "--version", cwd=tmp_path)
+    version = run_in(installed, "nero", "--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("nero-monitor 0.")
-    scored = nero(installed, "score", image.name, cwd=tmp_path)
+    scored = run_in(installed, "nero", "score", image.name, cwd=tmp_path)
     assert scored.returncode == 0, scored.stderr
     assert '"pred":' in scored.stdout and "1 images scored" in scored.stderr
-    replayed = nero(installed, "replay", clip.name, "--publish", "tcp://127.0.0.1:*", "--jsonl", "audit.jsonl",
+    replayed = run_in(installed, "nero", "replay", clip.name, "--publish", "tcp://127.0.0.1:*", "--jsonl", "audit.jsonl",
                     cwd=tmp_path)
     assert replayed.returncode == 0, replayed.stderr
     lines = (tmp_path / "audit.jsonl").read_text().splitlines()
