@@ -74,8 +74,8 @@ def test_the_installed_wheel_scores_and_replays_with_its_bundled_default(install
     scored = run_in(installed, "nero", "score", image.name, cwd=tmp_path)
     assert scored.returncode == 0, scored.stderr
     assert '"pred":' in scored.stdout and "1 images scored" in scored.stderr
-    replayed = run_in(installed, "nero", "replay", clip.name, "--publish", "tcp://127.0.0.1:*", "--jsonl", "audit.jsonl",
-                    cwd=tmp_path)
+    replayed = run_in(installed, "nero", "replay", clip.name, "--publish", "tcp://127.0.0.1:*",
+                      "--jsonl", "audit.jsonl", cwd=tmp_path)
     assert replayed.returncode == 0, replayed.stderr
     lines = (tmp_path / "audit.jsonl").read_text().splitlines()
     assert sum('"type":"frame"' in line for line in lines) == 12
