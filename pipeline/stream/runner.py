@@ -152,7 +152,7 @@ class Runner:
         self.unsent = 0
         self._stopping = threading.Event()
         self._failure: BaseException | None = None
-        self._states = StreamStates(names)
+        self._states = StreamStates(names, bundle.detector)
         self._graph: Graph | None = None
 
     @property

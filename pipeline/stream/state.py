@@ -29,8 +29,9 @@ class StreamState:
 
 
 class StreamStates:
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], detector: str) -> None:
         self.streams = {name: StreamState() for name in names}
+        self.detector = detector   # the name of the score every frame message carries
 
     def frame_message(self, frame: Frame, result: Scored, decision: Decision, threshold: float,
                       t_publish: float) -> dict[str, Any]:
@@ -39,7 +40,8 @@ class StreamStates:
         state.seq += 1
         return messages.frame_message(
             stream=frame.stream, seq=state.seq, frame=frame.index, pts=frame.pts, t_capture=frame.t_capture,
-            t_publish=t_publish, pred=result.pred, prob=result.prob, score=result.score, threshold=threshold,
+            t_publish=t_publish, pred=result.pred, prob=result.prob, detector=self.detector, score=result.score,
+            threshold=threshold,
             ood=decision.ood, alert=decision.alert, explain=result.explain)
 
     def alert_event(self, frame_message: dict[str, Any], t: float) -> dict[str, Any]:
@@ -47,7 +49,7 @@ class StreamStates:
         stream, on = frame_message["stream"], frame_message["alert"]
         self.streams[stream].alerts += on
         return self.event(stream, "alert_on" if on else "alert_off", t, frame=frame_message["frame"],
-                          pts=frame_message["pts"], score=frame_message["score"],
+                          pts=frame_message["pts"], detector=frame_message["detector"], score=frame_message["score"],
                           threshold=frame_message["threshold"], explain=frame_message["explain"])
 
     def source_event(self, stream: str, event: str, details: dict[str, Any], t: float) -> dict[str, Any]:

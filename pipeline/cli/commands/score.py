@@ -1,6 +1,7 @@
 """Score still images: one JSON line per image with the prediction and the NERO score.
 
-Fields: path, pred, prob, score, threshold, ood (score > threshold). Lines go to stdout, or to --jsonl FILE
+Fields: path, pred, prob, detector (which score: relevance-knn or nero, config key `detector`), score,
+threshold (of that detector), ood (score > threshold). Lines go to stdout, or to --jsonl FILE
 (written and flushed one by one, so a run stopped by a bad file keeps every line before it).
 
 example:
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
                 ood = score > bundle.threshold
                 flagged += ood
                 record = {"path": str(path), "pred": bundle.class_names[pred], "prob": round(prob, 6),
-                          "score": round(score, 6), "threshold": round(bundle.threshold, 6), "ood": ood}
+                          "detector": bundle.detector, "score": round(score, 6),
+                          "threshold": round(bundle.threshold, 6), "ood": ood}
                 out.write(json.dumps(record) + "\n")
                 out.flush()
             bar.update(len(chunk))

@@ -49,8 +49,9 @@ def describe(message: dict[str, Any]) -> str | None:
     event = message["event"]
     if event == "alert_on":
         explain = message.get("explain") or {}
-        return (f"{head} ALERT ON   frame {message['frame']} ({message['pts']:.2f} s): score "
-                f"{message['score']:.4g} > threshold {message['threshold']:.4g}, nearest class "
+        return (f"{head} ALERT ON   frame {message['frame']} ({message['pts']:.2f} s): "
+                f"{message.get('detector', 'score')} {message['score']:.4g} > threshold "
+                f"{message['threshold']:.4g}, nearest class "
                 f"{explain.get('nearest', '?')}")
     if event == "alert_off":
         return f"{head} alert off  frame {message['frame']} ({message['pts']:.2f} s)"

@@ -69,7 +69,8 @@ def test_score_prints_one_line_per_image(fitted, small_benchmark, tmp_path, caps
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(records) == len(list((ood / "capsule").iterdir())) + len(list((ood / "natural").iterdir()))
     for record in records:
-        assert set(record) == {"path", "pred", "prob", "score", "threshold", "ood"}
+        assert set(record) == {"path", "pred", "prob", "detector", "score", "threshold", "ood"}
+        assert record["detector"] == "relevance-knn"
         assert record["pred"] in ("mucosa", "polyp") and 0.5 <= record["prob"] <= 1
         assert record["ood"] == (record["score"] > record["threshold"])
     assert "images scored" in capsys.readouterr().err
