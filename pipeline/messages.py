@@ -5,7 +5,8 @@ Three kinds, told apart by the `type` field and the topic (subscribers filter by
 - `alert.<stream>`, type "frame": one per scored frame.
   v, type, stream, seq (per stream, +1 per message, from 0), frame (index in the source since it was opened),
   pts (s), t_capture, t_publish (unix s), pred, prob, detector (the score's name: relevance-knn or nero),
-  score, threshold (of that detector), ood (score > threshold), alert (after temporal smoothing), explain
+  score, threshold (of that detector), ood (unusable input, or score > threshold), reason (why ood: "score"
+  or "quality:dark|bright|uniform|noise|blur"; null when in distribution), alert (after temporal smoothing), explain
   (nearest centroid class, score terms, top deviating neurons). A number that is not finite is sent as null
   (a NaN score counts as ood).
 - `event.<stream>`, type "event": event = start | stop | error | reconnecting | alert_on | alert_off, with t,
@@ -57,14 +58,14 @@ def number(value: float, digits: int = 6) -> float | None:
 
 
 def frame_message(*, stream: str, seq: int, frame: int, pts: float, t_capture: float, t_publish: float,
-                  pred: str, prob: float, detector: str, score: float, threshold: float, ood: bool, alert: bool,
-                  explain: dict) -> dict[str, Any]:
+                  pred: str, prob: float, detector: str, score: float, threshold: float, ood: bool,
+                  reason: str | None, alert: bool, explain: dict) -> dict[str, Any]:
     return {
         "v": SCHEMA_VERSION, "type": "frame", "stream": stream, "seq": seq, "frame": frame,
         "pts": round(pts, 6), "t_capture": round(t_capture, 6), "t_publish": round(t_publish, 6),
         "pred": pred, "prob": number(prob), "detector": detector, "score": number(score),
         "threshold": number(threshold),
-        "ood": ood, "alert": alert, "explain": explain,
+        "ood": ood, "reason": reason, "alert": alert, "explain": explain,
     }
 
 

@@ -1,6 +1,6 @@
 """Alert stage: the per-frame decision and the alert that does not flicker, for every stream.
 
-Input:  (stream name, score) per frame, in each stream's frame order.
+Input:  (stream name, score, quality guard's reason or None) per frame, in each stream's frame order.
 Output: a `Decision` per frame (`ood`: this frame over the threshold; `alert`: the state after smoothing and
         hysteresis; `changed`: this frame switched it), by the one rule in `pipeline.ood.alert`.
 
@@ -20,11 +20,11 @@ class AlertStage:
         AlertRule(**self.settings)   # bad settings fail here, before the first frame
         self._streams: dict[str, AlertRule] = {}
 
-    def __call__(self, stream: str, score: float) -> Decision:
+    def __call__(self, stream: str, score: float, quality: str | None = None) -> Decision:
         rule = self._streams.get(stream)
         if rule is None:
             rule = self._streams[stream] = AlertRule(**self.settings)
-        return rule.update(score)
+        return rule.update(score, quality)
 
     def is_on(self, stream: str) -> bool:
         rule = self._streams.get(stream)

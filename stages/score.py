@@ -1,8 +1,9 @@
 """Score stage: classify, relevance and NERO score for a batch of frames, in one forward pass.
 
 Input:  a list of H x W x 3 uint8 RGB images (sizes may differ between streams).
-Output: one `Scored` per image, in order: predicted class, its probability, the NERO score (higher = more
-        out-of-distribution) and the compact explanation that goes into the alert's `explain` field.
+Output: one `Scored` per image, in order: predicted class, its probability, the configured detector's score
+        (higher = more out-of-distribution), the compact explanation that goes into the alert's `explain`
+        field, and the quality guard's reason when the frame is unusable.
 
 Frames travel to the model's device as uint8 (a quarter of the bytes of float32) and are resized and
 normalised there (pipeline/model/preprocess.py, called by `Bundle.infer`). Equal-sized frames are stacked into one
@@ -29,6 +30,7 @@ class Scored:
     prob: float
     score: float
     explain: dict
+    quality: str | None = None   # why the frame is unusable (pipeline.ood.quality), or None
 
 
 class ScoreStage:
@@ -52,9 +54,9 @@ class ScoreStage:
     @torch.inference_mode()
     def __call__(self, images: list[np.ndarray]) -> list[Scored]:
         bundle = self.bundle
-        probs, terms = bundle.infer(self._upload(images))
-        confidence, predicted = probs.max(dim=1)
-        rows = torch.stack([predicted.float(), confidence, terms.score.float()], dim=1).cpu().tolist()
-        explanations = explain_batch(terms, bundle.scorer, bundle.class_names)
-        return [Scored(bundle.class_names[int(pred)], prob, score, explain)
-                for (pred, prob, score), explain in zip(rows, explanations, strict=True)]
+        inference = bundle.infer(self._upload(images))
+        confidence, predicted = inference.probs.max(dim=1)
+        rows = torch.stack([predicted.float(), confidence, inference.terms.score.float()], dim=1).cpu().tolist()
+        explanations = explain_batch(inference.terms, bundle.scorer, bundle.class_names)
+        return [Scored(bundle.class_names[int(pred)], prob, score, explain, quality)
+                for (pred, prob, score), explain, quality in zip(rows, explanations, inference.quality, strict=True)]

@@ -175,7 +175,7 @@ def explain_peaks(bundle: Bundle, video: Path, intervals: list[Interval]) -> dic
     for start in range(0, len(chosen), HEATMAP_BATCH):
         batch = chosen[start:start + HEATMAP_BATCH]
         images = [frames[interval.peak["frame"]] for interval in batch]
-        _, terms = bundle.infer([torch.from_numpy(image) for image in images])
+        terms = bundle.infer([torch.from_numpy(image) for image in images]).terms
         for interval, image, heatmap, score in zip(batch, images, explainer(images), terms.score.tolist(),
                                                    strict=True):
             views[interval.number] = PeakView(thumbnail_jpeg(image, overlay(image, heatmap, THUMBNAIL_SIDE)),

@@ -18,6 +18,16 @@ from pipeline.model.classifier import FeatureClassifier, file_sha256, load_class
 from pipeline.model.preprocess import Preprocess
 from pipeline.ood.detectors.relevance_knn import RelevanceKNN
 from pipeline.ood.nero import NeroScorer, NeroTerms
+from pipeline.ood.quality import quality_reasons
+
+
+@dataclass
+class Inference:
+    """One scoring pass over a batch of frames."""
+
+    probs: torch.Tensor            # N x C class probabilities
+    terms: NeroTerms               # `terms.score` is the configured detector's score; the rest is NERO's
+    quality: list[str | None]      # per frame: why it is unusable (pipeline.ood.quality), or None
 
 
 @dataclass
@@ -42,8 +52,8 @@ class Bundle:
         return self.artifact.class_names
 
     @torch.no_grad()
-    def infer(self, frames: torch.Tensor | list[torch.Tensor]) -> tuple[torch.Tensor, NeroTerms]:
-        """uint8 RGB frames (N x H x W x 3, any device) -> (class probabilities N x C, NERO terms).
+    def infer(self, frames: torch.Tensor | list[torch.Tensor]) -> Inference:
+        """uint8 RGB frames (N x H x W x 3, any device) -> probabilities, NERO terms and input quality.
 
         `terms.score` is the configured detector's score (compare it with `self.threshold`); the other terms
         are NERO's decomposition of the same relevance vector, which the explanation reports.
@@ -52,11 +62,12 @@ class Bundle:
             frames = frames.to(self.device, non_blocking=True)
         else:
             frames = [frame.to(self.device, non_blocking=True) for frame in frames]
-        features, logits = self.classifier(self.preprocess(frames))
+        inputs = self.preprocess(frames)
+        features, logits = self.classifier(inputs)
         terms = self.scorer.terms(features.float())
         if self.knn is not None:
             terms.score = self.knn.score_relevance(terms.relevance)
-        return torch.softmax(logits.float(), dim=1), terms
+        return Inference(torch.softmax(logits.float(), dim=1), terms, quality_reasons(self.preprocess.pixels(inputs)))
 
 
 def preprocess_settings(config: Config) -> dict:

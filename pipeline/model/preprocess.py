@@ -54,6 +54,10 @@ class Preprocess:
         return F.interpolate(nchw, size=(self.size, self.size), mode="bilinear", antialias=True,
                              align_corners=False)
 
+    def pixels(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The model's input back in pixel values (0..255), resized: what the quality guard looks at."""
+        return inputs * self.std.to(inputs.device) + self.mean.to(inputs.device)
+
     def __call__(self, frames: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         if isinstance(frames, torch.Tensor) and not self.crop_content:
             resized = self._resize(frames)

@@ -1,8 +1,10 @@
 """The alert rule, one implementation for the live monitor and for offline evaluation of a video.
 
 Per frame, in a stream's frame order:
+- input quality: a frame the quality guard (pipeline/ood/quality.py) found unusable is out-of-distribution
+  whatever its score, with the guard's reason (`quality:dark`...); it also counts towards the alert;
 - threshold: `ood` = score > threshold (a NaN score, from a broken frame or model, counts as
-  out-of-distribution). The threshold is set by `threshold_for`: the score that ID_QUANTILE (95%) of the
+  out-of-distribution; reason `score`). The threshold is set by `threshold_for`: the score that ID_QUANTILE (95%) of the
   in-distribution validation images stay at or below (`nero fit` for the monitor, `nero eval --video`);
 - smoothing (optional, config `alert.smoothing`): a causal mean or median of this frame's score and up to
   `window - 1` before it (fewer at the start of a stream: only the frames seen so far), compared with the
@@ -43,9 +45,10 @@ def over_threshold(score: float, threshold: float) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    ood: bool       # this frame's own score is over the threshold
+    ood: bool       # this frame is out-of-distribution: unusable input, or its own score over the threshold
     alert: bool     # the alert state after smoothing and hysteresis
     changed: bool   # this frame switched the alert on or off
+    reason: str | None = None   # why `ood`: "score", or the quality guard's "quality:..."; None when in distribution
 
 
 class Smoother:
@@ -112,7 +115,10 @@ class AlertRule:
     def alert(self) -> bool:
         return self.hysteresis.alert
 
-    def update(self, score: float) -> Decision:
-        ood = over_threshold(score, self.threshold)
-        changed = self.hysteresis.update(over_threshold(self.smoother.update(score), self.threshold))
-        return Decision(ood, self.hysteresis.alert, changed)
+    def update(self, score: float, quality: str | None = None) -> Decision:
+        """One frame: its score, and the quality guard's reason when the frame is unusable."""
+        over = over_threshold(score, self.threshold)
+        smoothed_over = over_threshold(self.smoother.update(score), self.threshold)
+        changed = self.hysteresis.update(quality is not None or smoothed_over)
+        reason = quality or ("score" if over else None)
+        return Decision(reason is not None, self.hysteresis.alert, changed, reason)

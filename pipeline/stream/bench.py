@@ -81,8 +81,8 @@ def time_naive(bundle: Bundle, clip: Path) -> int:
         if not ok:
             break
         frame = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).unsqueeze(0)
-        probs, terms = bundle.infer(frame)
-        json.dumps({"frame": count, "prob": probs.max().item(), "score": terms.score.item()})
+        inference = bundle.infer(frame)
+        json.dumps({"frame": count, "prob": inference.probs.max().item(), "score": inference.terms.score.item()})
         count += 1
     capture.release()
     return count

@@ -359,7 +359,7 @@ class Runner:
         picked = time.perf_counter()
         threshold = self.bundle.threshold
         for frame, result in zip(batch.frames, batch.results, strict=True):
-            decision = alert(frame.stream, result.score)
+            decision = alert(frame.stream, result.score, result.quality)
             message = self._states.frame_message(frame, result, decision, threshold, time.time())
             self._send(message)
             if decision.changed:

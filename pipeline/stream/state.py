@@ -41,15 +41,16 @@ class StreamStates:
         return messages.frame_message(
             stream=frame.stream, seq=state.seq, frame=frame.index, pts=frame.pts, t_capture=frame.t_capture,
             t_publish=t_publish, pred=result.pred, prob=result.prob, detector=self.detector, score=result.score,
-            threshold=threshold,
-            ood=decision.ood, alert=decision.alert, explain=result.explain)
+            threshold=threshold, ood=decision.ood, reason=decision.reason, alert=decision.alert,
+            explain=result.explain)
 
     def alert_event(self, frame_message: dict[str, Any], t: float) -> dict[str, Any]:
         """alert_on / alert_off for the frame whose message switched the alert; alert_on is counted."""
         stream, on = frame_message["stream"], frame_message["alert"]
         self.streams[stream].alerts += on
         return self.event(stream, "alert_on" if on else "alert_off", t, frame=frame_message["frame"],
-                          pts=frame_message["pts"], detector=frame_message["detector"], score=frame_message["score"],
+                          pts=frame_message["pts"], reason=frame_message["reason"],
+                          detector=frame_message["detector"], score=frame_message["score"],
                           threshold=frame_message["threshold"], explain=frame_message["explain"])
 
     def source_event(self, stream: str, event: str, details: dict[str, Any], t: float) -> dict[str, Any]:

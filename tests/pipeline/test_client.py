@@ -19,7 +19,7 @@ def publisher():
 def frame(stream: str, seq: int) -> tuple[str, str]:
     message = messages.frame_message(stream=stream, seq=seq, frame=seq, pts=seq / 25, t_capture=0.0,
                                      t_publish=0.0, pred="mucosa", detector="relevance-knn", prob=0.9, score=0.1,
-                                     threshold=1.0, ood=False, alert=False, explain={})
+                                     threshold=1.0, ood=False, reason=None, alert=False, explain={})
     return messages.frame_topic(stream), messages.encode(message)
 
 

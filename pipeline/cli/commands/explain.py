@@ -78,16 +78,18 @@ def explain_frame(bundle: Bundle, frame: np.ndarray, out: Path, name: str, top: 
     from pipeline.explain.figures import FrameFacts, write_figures
     from pipeline.explain.heatmap import HeatmapExplainer
 
-    probs, terms = bundle.infer([torch.from_numpy(frame)])
-    (explanation,) = explain_batch(terms, bundle.scorer, bundle.class_names, top=top)
+    inference = bundle.infer([torch.from_numpy(frame)])
+    (explanation,) = explain_batch(inference.terms, bundle.scorer, bundle.class_names, top=top)
     start = time.perf_counter()
     (heatmap,) = HeatmapExplainer(bundle.classifier, bundle.preprocess)([frame])
     heatmap_s = time.perf_counter() - start
-    facts = FrameFacts.of(bundle, probs, terms, 0, explanation)
+    facts = FrameFacts.of(bundle, inference.probs, inference.terms, 0, explanation)
     paths = write_figures(out, name, frame, heatmap, facts)
     record = {
         "pred": facts.pred, "prob": round(facts.prob, 6), "score": round(facts.score, 6),
-        "threshold": round(facts.threshold, 6), "ood": facts.score > facts.threshold, "explain": explanation,
+        "detector": facts.detector, "threshold": round(facts.threshold, 6),
+        "ood": facts.score > facts.threshold or inference.quality[0] is not None, "quality": inference.quality[0],
+        "explain": explanation,
         "heatmap": {"pixel_total": heatmap.total, "neuron_total": heatmap.feature_total,
                     "conservation_error": heatmap.conservation_error, "seconds": round(heatmap_s, 3)},
         "figures": [path.name for path in paths],

@@ -1,8 +1,10 @@
 """Score still images: one JSON line per image with the prediction and the NERO score.
 
 Fields: path, pred, prob, detector (which score: relevance-knn or nero, config key `detector`), score,
-threshold (of that detector), ood (score > threshold). Lines go to stdout, or to --jsonl FILE
-(written and flushed one by one, so a run stopped by a bad file keeps every line before it).
+threshold (of that detector), ood (unusable input or score > threshold) and reason (why: "score", or the
+input-quality guard's "quality:dark|bright|uniform|noise|blur"; null when in distribution). Lines go to
+stdout, or to --jsonl FILE (written and flushed one by one, so a run stopped by a bad file keeps every line
+before it).
 
 example:
   nero score frame1.jpg some/folder --jsonl scores.jsonl
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.media.images import list_images, read_rgb
     from pipeline.model.bundle import load_bundle
+    from pipeline.ood.alert import over_threshold
 
     paths = [image for root in args.paths for image in list_images(root)]
     if not paths:
@@ -49,15 +52,16 @@ def run(args: argparse.Namespace) -> int:
         bar = stack.enter_context(tqdm(total=len(paths), unit="img", disable=None, file=sys.stderr))
         for start in range(0, len(paths), args.batch_size):
             chunk = paths[start:start + args.batch_size]
-            probs, terms = bundle.infer([torch.from_numpy(read_rgb(path)) for path in chunk])
-            confidence, predicted = probs.max(dim=1)
-            for path, pred, prob, score in zip(chunk, predicted.tolist(), confidence.tolist(),
-                                               terms.score.tolist(), strict=True):
-                ood = score > bundle.threshold
-                flagged += ood
+            inference = bundle.infer([torch.from_numpy(read_rgb(path)) for path in chunk])
+            confidence, predicted = inference.probs.max(dim=1)
+            rows = zip(chunk, predicted.tolist(), confidence.tolist(), inference.terms.score.tolist(),
+                       inference.quality, strict=True)
+            for path, pred, prob, score, quality in rows:
+                reason = quality or ("score" if over_threshold(score, bundle.threshold) else None)
+                flagged += reason is not None
                 record = {"path": str(path), "pred": bundle.class_names[pred], "prob": round(prob, 6),
                           "detector": bundle.detector, "score": round(score, 6),
-                          "threshold": round(bundle.threshold, 6), "ood": ood}
+                          "threshold": round(bundle.threshold, 6), "ood": reason is not None, "reason": reason}
                 out.write(json.dumps(record) + "\n")
                 out.flush()
             bar.update(len(chunk))

@@ -31,3 +31,18 @@ def test_all_pools_every_ood_set():
     truth = np.r_[np.zeros(50), np.ones(50)]
     expected = 100 * roc_auc_score(truth, np.r_[scores["id"], scores["a"], scores["b"]])
     assert list(results) == ["a", "b", ALL] and results[ALL]["auroc"] == pytest.approx(expected)
+
+
+def test_bootstrap_intervals_hold_the_point_figure_and_widen_for_a_small_set():
+    from pipeline.evaluation.metrics import _auroc, bootstrap_intervals
+
+    rng = np.random.default_rng(3)
+    id_scores, ood_scores = rng.normal(size=300), rng.normal(1.0, size=60)
+    ood_scores[:5] = id_scores[:5]                                      # ties count half, as in sklearn
+    truth = np.r_[np.zeros(300), np.ones(60)]
+    assert _auroc(id_scores, ood_scores) == pytest.approx(roc_auc_score(truth, np.r_[id_scores, ood_scores]))
+    wide, narrow = bootstrap_intervals(id_scores, ood_scores[:6]), bootstrap_intervals(id_scores, ood_scores)
+    point = ood_metrics(id_scores, ood_scores)
+    assert narrow["auroc"][0] < point["auroc"] < narrow["auroc"][1]
+    assert narrow["fpr95"][0] <= point["fpr95"] <= narrow["fpr95"][1]
+    assert wide["auroc"][1] - wide["auroc"][0] > 2 * (narrow["auroc"][1] - narrow["auroc"][0])

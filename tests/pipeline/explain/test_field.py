@@ -26,7 +26,7 @@ def frames() -> list[torch.Tensor]:
 
 
 def test_explanation_matches_the_score_terms(bundle, frames):
-    _, terms = bundle.infer(frames)
+    terms = bundle.infer(frames).terms
     explanations = explain_batch(terms, bundle.scorer, bundle.class_names, top=5)
     assert all(json.loads(json.dumps(e, allow_nan=False)) == e for e in explanations)   # JSON-ready
     assert torch.isfinite(terms.score).all(), f"scores not finite (artifact lambda {bundle.scorer.lam})"
@@ -56,7 +56,7 @@ def test_explanation_matches_the_score_terms(bundle, frames):
 
 
 def test_nearest_centroid_is_the_one_the_distance_was_measured_to(bundle, frames):
-    _, terms = bundle.infer(frames)
+    terms = bundle.infer(frames).terms
     scorer = bundle.scorer
     projected = (terms.relevance[:, :scorer.feature_dim] - scorer.pca_mean) @ scorer.pca_components.T
     to_each = torch.cdist(projected.double(), scorer.centroids.double(), p=1)

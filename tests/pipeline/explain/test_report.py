@@ -21,7 +21,7 @@ VIDEO = Path(__file__).resolve().parents[2] / "data" / "laparoscopic.mp4"
 def frame(stream: str, index: int, score: float, alert: bool) -> dict:
     return frame_message(stream=stream, seq=index, frame=index, pts=index / 25, t_capture=0.0, t_publish=0.0,
                          pred="polyp", detector="relevance-knn", prob=0.9, score=score, threshold=1.0,
-                         ood=score > 1.0, alert=alert,
+                         ood=score > 1.0, reason="score" if score > 1.0 else None, alert=alert,
                          explain={"nearest": "polyp", "neurons": [[3, 0.5]]})
 
 

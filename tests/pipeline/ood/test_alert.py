@@ -98,3 +98,12 @@ def test_live_and_offline_smooth_and_alert_alike_on_one_series(kind):
     metrics = video_metrics(offline, truth, threshold, 25.0, settings)
     false_onsets = sum(not truth[i] for i in onsets)
     assert metrics["false_alerts_per_min"] == pytest.approx(false_onsets / ((~truth).sum() / 25.0 / 60.0))
+
+
+def test_an_unusable_frame_is_ood_with_its_reason_whatever_its_score():
+    rule = AlertRule(threshold=1.0, on_count=2, window=3, off_after=2)
+    decisions = [rule.update(0.1, "quality:dark"), rule.update(0.1, "quality:dark"), rule.update(5.0),
+                 rule.update(0.1)]
+    assert [(d.ood, d.reason) for d in decisions] == [(True, "quality:dark"), (True, "quality:dark"),
+                                                      (True, "score"), (False, None)]
+    assert [d.alert for d in decisions] == [False, True, True, True]   # a covered lens raises the alert too

@@ -150,9 +150,11 @@ def test_replay_publishes_every_frame_once_in_order_and_the_audit_matches(bundle
     assert [m["pts"] for m in frames] == pytest.approx([i / 25 for i in range(60)])
     first = frames[0]
     assert set(first) == {"v", "type", "stream", "seq", "frame", "pts", "t_capture", "t_publish", "pred",
-                          "prob", "score", "threshold", "ood", "alert", "explain"}
+                          "prob", "detector", "score", "threshold", "ood", "reason", "alert", "explain"}
     assert first["pred"] in bundle.class_names and first["threshold"] == pytest.approx(bundle.threshold)
-    assert all(m["ood"] == (m["score"] > m["threshold"]) for m in frames)
+    assert all(m["detector"] == bundle.detector for m in frames)
+    assert all(m["ood"] == (m["score"] > m["threshold"]) and m["reason"] == ("score" if m["ood"] else None)
+               for m in frames)                                  # real frames: the quality guard stays quiet
     assert all(m["t_capture"] <= m["t_publish"] for m in frames)
     events = [m["event"] for m in received if m["type"] == "event"]
     assert events[0] == "start" and events[-1] == "stop" and received[-1]["reason"] == "end of stream"

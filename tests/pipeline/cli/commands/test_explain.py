@@ -27,7 +27,7 @@ def config(bundle, monitor_config, demo_frames, tmp_path_factory) -> Path:
     """
     folder = tmp_path_factory.mktemp("explain")
     artifact = shutil.copytree(bundle.artifact.path, folder / "artifact")
-    _, terms = bundle.infer([torch.from_numpy(frame) for frame in demo_frames])
+    terms = bundle.infer([torch.from_numpy(frame) for frame in demo_frames]).terms
     manifest = json.loads((artifact / "manifest.json").read_text())
     settings = monitor_config
     median = float(terms.score.median())   # of the detector the bundle alerts on

@@ -69,10 +69,10 @@ def test_score_prints_one_line_per_image(fitted, small_benchmark, tmp_path, caps
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(records) == len(list((ood / "capsule").iterdir())) + len(list((ood / "natural").iterdir()))
     for record in records:
-        assert set(record) == {"path", "pred", "prob", "detector", "score", "threshold", "ood"}
+        assert set(record) == {"path", "pred", "prob", "detector", "score", "threshold", "ood", "reason"}
         assert record["detector"] == "relevance-knn"
         assert record["pred"] in ("mucosa", "polyp") and 0.5 <= record["prob"] <= 1
-        assert record["ood"] == (record["score"] > record["threshold"])
+        assert record["ood"] == (record["score"] > record["threshold"] or record["reason"] is not None)
     assert "images scored" in capsys.readouterr().err
 
 

@@ -139,3 +139,18 @@ def test_report_needs_a_file_source(monitor_config_file, tmp_path, capsys):
     assert main(["replay", "tcp://127.0.0.1:9", "--config", str(monitor_config_file),
                  "--report", str(tmp_path / "r")]) == 2
     assert "--report needs a video file" in capsys.readouterr().err
+
+
+def test_a_covered_lens_alerts_with_its_own_reason(make_clip, monitor_config_file, tmp_path):
+    """Black frames (a covered lens, a dead feed) are never reported in distribution, whatever they score."""
+    import numpy as np
+
+    clip = make_clip(tmp_path / "black.mp4", [np.zeros((144, 176, 3), np.uint8)] * 20)
+    audit = tmp_path / "audit.jsonl"
+    assert main(["replay", str(clip), "--config", str(monitor_config_file), "--publish", "tcp://127.0.0.1:*",
+                 "--jsonl", str(audit)]) == 0
+    messages = read_jsonl(audit)
+    frames = [m for m in messages if m["type"] == "frame"]
+    assert len(frames) == 20 and all(m["ood"] and m["reason"] == "quality:dark" for m in frames)
+    (alert_on,) = [m for m in messages if m.get("event") == "alert_on"]
+    assert alert_on["reason"] == "quality:dark" and alert_on["frame"] == 2      # on_count 3 of window 5
