@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from pipeline.evaluation.metrics import ALL, METRICS, Results
+from pipeline.evaluation.metrics import ALL, METRICS, Intervals, Results
 from pipeline.evaluation.run import Evaluation
 from pipeline.evaluation.video import SMOOTHING, Video, runs, smoothed
 
 
-def markdown_table(results: Results, info: dict[str, dict[str, object]]) -> str:
-    """AUROC / FPR95 per OOD set (best of each column in bold), then all four metrics on the pooled set."""
+def markdown_table(results: Results, info: dict[str, dict[str, object]], intervals: Intervals | None = None) -> str:
+    """AUROC / FPR95 per OOD set (best of each column in bold), all four metrics on the pooled set, and the
+    95% bootstrap intervals of AUROC and FPR95 when given."""
     methods = list(results)
     sets = list(next(iter(results.values())))
 
@@ -40,6 +41,14 @@ def markdown_table(results: Results, info: dict[str, dict[str, object]]) -> str:
         validation = info.get(m, {}).get("validation_auroc")
         lines.append(f"| {m} | " + " | ".join(cell(m, ALL, metric) for metric in METRICS)
                      + f" | {'' if validation is None else f'{validation:.2f}'} |")
+    if intervals:
+        lines += ["", "95% bootstrap intervals, AUROC / FPR95 (ID and OOD scores resampled, 1000 rounds):", "",
+                  "| method | " + " | ".join(sets) + " |", "|---" * (len(sets) + 1) + "|"]
+        for m in methods:
+            spans = [intervals[m][s] for s in sets]
+            lines.append(f"| {m} | " + " | ".join(f"{a[0]:.1f}-{a[1]:.1f} / {f[0]:.1f}-{f[1]:.1f}"
+                                                    for a, f in ((span["auroc"], span["fpr95"]) for span in spans))
+                         + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -49,7 +58,9 @@ def write_report(evaluation: Evaluation, out: Path, histogram_method: str = "ner
     results = evaluation.results
     written = [out / name for name in ("results.json", "results.md", "results.csv", "run.json", "scores.npz")]
     written[0].write_text(json.dumps(results, indent=2) + "\n")
-    written[1].write_text(markdown_table(results, evaluation.info))
+    written.append(out / "intervals.json")
+    written[-1].write_text(json.dumps(evaluation.intervals, indent=2) + "\n")
+    written[1].write_text(markdown_table(results, evaluation.info, evaluation.intervals))
     rows = ["method,ood_set," + ",".join(METRICS)]
     rows += [f"{m},{s}," + ",".join(f"{v[metric]:.4f}" for metric in METRICS)
              for m, by_set in results.items() for s, v in by_set.items()]

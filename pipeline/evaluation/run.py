@@ -18,7 +18,7 @@ from tqdm import tqdm
 from pipeline.errors import UserError
 from pipeline.evaluation.cache import FeatureCache
 from pipeline.evaluation.datasets import ImageSet
-from pipeline.evaluation.metrics import ALL, Results, metrics_by_set
+from pipeline.evaluation.metrics import ALL, Intervals, Results, intervals_by_set, metrics_by_set
 from pipeline.evaluation.validation import build_validation
 from pipeline.evaluation.video import Video
 from pipeline.ood.alert import threshold_for
@@ -33,6 +33,7 @@ class Evaluation:
     id_name: str
     scores: dict[str, dict[str, np.ndarray]]                  # method -> set -> scores (id set included)
     results: Results
+    intervals: Intervals = field(default_factory=dict)                 # 95% bootstrap intervals of the results
     info: dict[str, dict[str, object]] = field(default_factory=dict)   # method -> params, timings, validation
     meta: dict[str, object] = field(default_factory=dict)
     video: Video | None = None
@@ -89,6 +90,7 @@ def evaluate(
                 video.add(name, frame_scores, threshold_for(scores[id_test.name]))
         evaluation.scores[name] = scores
         evaluation.results[name] = metrics_by_set(scores, id_test.name, [s.name for s in oods])
+        evaluation.intervals[name] = intervals_by_set(scores, id_test.name, [s.name for s in oods])
         evaluation.info[name] = info
 
     correct = features[id_test.name][1].argmax(dim=1) == torch.tensor(id_test.labels)
