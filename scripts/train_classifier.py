@@ -20,8 +20,8 @@ Out-of-Distribution", ICLR 2022:
   validation images against synthetic outliers made from them (`nero eval`'s jigsaw and channel-rotated
   copies). Measured on the Kvasir-SEG windows: the frozen features keep OOD separable where the full
   fine-tune collapses them (docs/RESULTS.md).
-- lp-ft: the linear probe, then every layer fine-tuned gently (--lr, default 1e-5) for --epochs; the epoch with
-  the best validation accuracy is kept (epoch 0 being the probe itself).
+- lp-ft: the linear probe, then every layer fine-tuned gently (--lr, default 1e-5, BatchNorm statistics kept)
+  for --epochs; the epoch with the best validation accuracy is kept (epoch 0 being the probe itself).
 """
 
 from __future__ import annotations
@@ -222,6 +222,10 @@ def main(argv: list[str] | None = None) -> None:
     epochs = 0 if args.recipe == "linear-probe" else args.epochs
     for epoch in range(1, epochs + 1):
         model.train()
+        if args.recipe == "lp-ft":   # gentle: BatchNorm keeps the ImageNet statistics the probe was fitted on
+            for module in model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         total_loss, correct = 0.0, 0
         progress = tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs}", unit="batch")
         for images, labels in progress:

@@ -42,6 +42,7 @@ def fit_artifact(
     k: int = DEFAULT_K,
     n_components: int | None = None,
     batch_size: int = 32,
+    knn_k: int = ARTIFACT_K,
 ) -> FitReport:
     device = config.torch_device()
     train_paths, train_labels, classes = image_folder(train_dir)
@@ -65,7 +66,7 @@ def fit_artifact(
     val_scores = val_terms.score.cpu().numpy()
     threshold = threshold_for(val_scores)
     bank = relevance_embedding(scorer.terms(train_features).relevance)
-    knn = RelevanceKNN.from_bank(bank, ARTIFACT_K, scorer.weight, scorer.bias)
+    knn = RelevanceKNN.from_bank(bank, knn_k, scorer.weight, scorer.bias)
     knn_threshold = threshold_for(knn.score_relevance(val_terms.relevance).cpu().numpy())
     val_accuracy = float((val_logits.argmax(1) == torch.tensor(val_labels)).float().mean())
 

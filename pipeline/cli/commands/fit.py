@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.cli.console import emit
+from pipeline.errors import UserError
 
 HELP = "fit NERO centroids for a classifier on ImageFolder data"
 
@@ -33,17 +34,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="least-relevant neurons in rho (default: the reference's 175)")
     parser.add_argument("--n-components", metavar="N", type=int,
                         help="PCA size (default: int(2*D/3), as the reference)")
+    parser.add_argument("--knn-k", metavar="N", type=int,
+                        help="neighbour the relevance-kNN detector measures to (default: 1; `nero eval` reports "
+                             "the k its in-distribution validation chooses for your model: run.json, relevance-knn)")
     parser.add_argument("--batch-size", metavar="N", type=int, default=32)
 
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.model.fit import fit_artifact
+    from pipeline.ood.detectors.relevance_knn import ARTIFACT_K
     from pipeline.ood.nero import DEFAULT_K
 
     config = load_config(args.config)
+    if args.knn_k is not None and args.knn_k < 1:
+        raise UserError(f"--knn-k must be at least 1, got {args.knn_k}")
     report = fit_artifact(config, args.train, args.val, args.out, args.k or DEFAULT_K, args.n_components,
-                          args.batch_size)
+                          args.batch_size, args.knn_k or ARTIFACT_K)
     emit(f"fitted on {report.n_train} training images; validation accuracy {report.val_accuracy:.2%} "
           f"on {report.n_val} images")
     emit(f"threshold {report.threshold:.4g} ({report.val_flagged:.1%} of validation images above it)")

@@ -93,3 +93,9 @@ def test_artifact_of_another_model_is_refused(fitted, resnet_config, tmp_path, c
     config.write_text(yaml.safe_dump(document))
     assert main(["score", str(fitted / "config.yaml"), "--config", str(config)]) == 2
     assert "refit it with `nero fit`" in capsys.readouterr().err
+
+
+def test_knn_k_must_be_positive(small_benchmark, resnet_config, tmp_path, capsys):
+    assert main(["fit", "--config", str(resnet_config), "--train", str(small_benchmark / "ID" / "train"),
+                 "--val", str(small_benchmark / "ID" / "val"), "--out", str(tmp_path / "a"), "--knn-k", "0"]) == 2
+    assert "--knn-k must be at least 1" in capsys.readouterr().err and not (tmp_path / "a").exists()
