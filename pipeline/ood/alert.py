@@ -43,6 +43,11 @@ def over_threshold(score: float, threshold: float) -> bool:
     return not score <= threshold
 
 
+def ood_reason(score: float, threshold: float, quality: str | None = None) -> str | None:
+    """Why a frame is out-of-distribution: the quality guard's reason, else "score"; None when it is not."""
+    return quality or ("score" if over_threshold(score, threshold) else None)
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     ood: bool       # this frame is out-of-distribution: unusable input, or its own score over the threshold
@@ -117,8 +122,7 @@ class AlertRule:
 
     def update(self, score: float, quality: str | None = None) -> Decision:
         """One frame: its score, and the quality guard's reason when the frame is unusable."""
-        over = over_threshold(score, self.threshold)
         smoothed_over = over_threshold(self.smoother.update(score), self.threshold)
         changed = self.hysteresis.update(quality is not None or smoothed_over)
-        reason = quality or ("score" if over else None)
+        reason = ood_reason(score, self.threshold, quality)
         return Decision(reason is not None, self.hysteresis.alert, changed, reason)

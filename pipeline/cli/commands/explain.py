@@ -77,6 +77,7 @@ def explain_frame(bundle: Bundle, frame: np.ndarray, out: Path, name: str, top: 
     from pipeline.explain.field import explain_batch
     from pipeline.explain.figures import FrameFacts, write_figures
     from pipeline.explain.heatmap import HeatmapExplainer
+    from pipeline.ood.alert import ood_reason
 
     inference = bundle.infer([torch.from_numpy(frame)])
     (explanation,) = explain_batch(inference.terms, bundle.scorer, bundle.class_names, top=top)
@@ -85,10 +86,11 @@ def explain_frame(bundle: Bundle, frame: np.ndarray, out: Path, name: str, top: 
     heatmap_s = time.perf_counter() - start
     facts = FrameFacts.of(bundle, inference.probs, inference.terms, 0, explanation)
     paths = write_figures(out, name, frame, heatmap, facts)
+    reason = ood_reason(facts.score, facts.threshold, inference.quality[0])
     record = {
         "pred": facts.pred, "prob": round(facts.prob, 6), "score": round(facts.score, 6),
-        "detector": facts.detector, "threshold": round(facts.threshold, 6),
-        "ood": facts.score > facts.threshold or inference.quality[0] is not None, "quality": inference.quality[0],
+        "detector": facts.detector, "threshold": round(facts.threshold, 6), "ood": reason is not None,
+        "reason": reason,
         "explain": explanation,
         "heatmap": {"pixel_total": heatmap.total, "neuron_total": heatmap.feature_total,
                     "conservation_error": heatmap.conservation_error, "seconds": round(heatmap_s, 3)},

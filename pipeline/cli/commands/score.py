@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.media.images import list_images, read_rgb
     from pipeline.model.bundle import load_bundle
-    from pipeline.ood.alert import over_threshold
+    from pipeline.ood.alert import ood_reason
 
     paths = [image for root in args.paths for image in list_images(root)]
     if not paths:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             rows = zip(chunk, predicted.tolist(), confidence.tolist(), inference.terms.score.tolist(),
                        inference.quality, strict=True)
             for path, pred, prob, score, quality in rows:
-                reason = quality or ("score" if over_threshold(score, bundle.threshold) else None)
+                reason = ood_reason(score, bundle.threshold, quality)
                 flagged += reason is not None
                 record = {"path": str(path), "pred": bundle.class_names[pred], "prob": round(prob, 6),
                           "detector": bundle.detector, "score": round(score, 6),
