@@ -27,7 +27,9 @@ import yaml
 
 from pipeline.errors import UserError
 
-LIVE_DETECTORS = ("nero", "relevance-knn")   # scores the live monitor can alert on (model/bundle.py)
+# Scores the live monitor can alert on: NERO and pipeline.ood.detectors.LIVE (named here, torch-free, to
+# check configs before anything heavy loads; tests/pipeline/test_config.py keeps the two lists equal).
+LIVE_DETECTORS = ("nero", "relevance-knn", "relevance-mahalanobis", "relevance-ensemble")
 SMOOTHING_KINDS = ("none", "mean", "median")  # pipeline/ood/alert.py
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -76,6 +78,10 @@ class StreamConfig:
 
 @dataclass
 class AlertConfig:
+    # The operating point: CUSUM over conformal p-values, calibrated by `nero fit --calibration-video` for
+    # this many false alarms per hour of in-distribution video (pipeline/ood/operating_point.py). null, or
+    # an artifact without that calibration: the m-of-n hysteresis below instead.
+    false_alarms_per_hour: float | None = 1.0
     on_count: int = 3
     window: int = 5
     off_after: int = 10
@@ -187,6 +193,10 @@ def validate(config: Config) -> Config:
         if value < minimum or (not inclusive and value == minimum):
             bound = f">= {minimum}" if inclusive else f"> {minimum}"
             raise UserError(f"config key '{key}' must be {bound}, got {value!r}")
+    rate = config.alert.false_alarms_per_hour
+    if rate is not None and not rate > 0:
+        raise UserError(f"config key 'alert.false_alarms_per_hour' must be > 0 (or null for the hysteresis rule), "
+                        f"got {rate!r}")
     if config.alert.on_count > config.alert.window:
         raise UserError(f"config key 'alert.on_count' ({config.alert.on_count}) must not exceed 'alert.window' "
                         f"({config.alert.window}): the alert counts frames over the threshold within that window")

@@ -4,11 +4,12 @@ Three kinds, told apart by the `type` field and the topic (subscribers filter by
 
 - `alert.<stream>`, type "frame": one per scored frame.
   v, type, stream, seq (per stream, +1 per message, from 0), frame (index in the source since it was opened),
-  pts (s), t_capture, t_publish (unix s), pred, prob, detector (the score's name: relevance-knn or nero),
-  score, threshold (of that detector), ood (unusable input, or score > threshold), reason (why ood: "score"
-  or "quality:dark|bright|uniform|noise|blur"; null when in distribution), alert (after temporal smoothing), explain
-  (nearest centroid class, score terms, top deviating neurons). A number that is not finite is sent as null
-  (a NaN score counts as ood).
+  pts (s), t_capture, t_publish (unix s), pred, prob, detector (the score's name: relevance-ensemble,
+  relevance-knn, relevance-mahalanobis or nero), score, threshold (of that detector), ood (unusable input,
+  or score > threshold), reason (why ood: "score" or "quality:dark|bright|uniform|noise|blur"; null when in
+  distribution), alert (after the temporal rule), explain (of that score: its top neurons and, for the
+  relevance detectors, its parts and the nearest training window; for NERO the nearest centroid and the
+  score's terms; docs/EXPLAIN.md). A number that is not finite is sent as null (a NaN score counts as ood).
 - `event.<stream>`, type "event": event = start | stop | error | reconnecting | alert_on | alert_off, with t,
   last_seq (seq of the stream's latest frame message, -1 before the first) and details per event.
 - `heartbeat`, type "heartbeat": every second: t, uptime_s, and per stream its state, last_seq, frames and

@@ -1,6 +1,7 @@
 """Make the demo replay clip from real images: slow pans across Kvasir-SEG frames with real OOD segments.
 
     python scripts/make_demo_clip.py            # --shared ../shared/data --out scripts/demo --seed 0
+    python scripts/make_demo_clip.py --calibration --out work/calibration   # in-distribution video only
 
 Writes OUT/clip.mp4 (H.264, 480x480, 25 fps, about 75 s) and OUT/clip.truth.csv, one row per frame:
 frame, pts, segment (kvasir | laparoscopic | capsule | chest-xray), ood (0/1), source (file name), and for
@@ -110,14 +111,20 @@ def laparoscopic(video: Path, frames: int) -> Frames:
                 {"source": f"{video.name}#{index}"}
 
 
+def kvasir_images(shared: Path, rng: np.random.Generator) -> tuple[list[Path], list[Path]]:
+    """(the validation frames the demo shows, in its order; the others), drawn as the demo draws them."""
+    images = list_images(shared / "kvasir-seg" / "val" / "images")
+    if not images:
+        raise UserError(f"no Kvasir-SEG validation images in {shared / 'kvasir-seg' / 'val' / 'images'}")
+    order = rng.permutation(len(images))
+    return [images[i] for i in order[:sum(STRETCHES)]], sorted(images[i] for i in order[sum(STRETCHES):])
+
+
 def segments(shared: Path, pan_frames: int, ood_frames: int, stills: int,
              rng: np.random.Generator) -> Iterator[tuple[str, Frames]]:
     """(segment name, its frames) in clip order."""
     kvasir = shared / "kvasir-seg" / "val"
-    images = list_images(kvasir / "images")
-    if not images:
-        raise UserError(f"no Kvasir-SEG validation images in {kvasir / 'images'}")
-    chosen = [images[i] for i in rng.permutation(len(images))[:sum(STRETCHES)]]
+    chosen, _ = kvasir_images(shared, rng)
     ood = {
         "laparoscopic": lambda: laparoscopic(shared / "ood" / "laparoscopic" / "endo.mp4", ood_frames),
         "capsule": lambda: (f for image in _pick(shared / "ood" / "capsule", stills, rng)
@@ -132,6 +139,16 @@ def segments(shared: Path, pan_frames: int, ood_frames: int, stills: int,
         start += count
         if stretch < len(OOD_ORDER):
             yield OOD_ORDER[stretch], ood[OOD_ORDER[stretch]]()
+
+
+def calibration_segments(shared: Path, pan_frames: int, pans: int, seed: int) -> Iterator[tuple[str, Frames]]:
+    """In-distribution video only: `pans` pans over each Kvasir-SEG validation frame the demo does not show."""
+    _, others = kvasir_images(shared, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed + 1)
+    masks = shared / "kvasir-seg" / "val" / "masks"
+    for image in others:
+        for _ in range(pans):
+            yield "kvasir", kvasir_pan(image, masks / image.name, pan_frames, rng)
 
 
 def _pick(folder: Path, count: int, rng: np.random.Generator) -> list[Path]:
@@ -151,12 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ood-seconds", type=float, default=5.0, help="seconds per OOD segment")
     parser.add_argument("--stills", type=int, default=5, help="capsule / X-ray images per segment")
     parser.add_argument("--crf", type=int, default=23, help="x264 quality (lower = better, larger)")
+    parser.add_argument("--calibration", action="store_true",
+                        help="write OUT/calibration.mp4 instead: in-distribution video only, --pans pans over "
+                             "each validation frame the demo does not show (for `nero fit --calibration-video`)")
+    parser.add_argument("--pans", type=int, default=2, help="with --calibration: pans per frame")
     args = parser.parse_args(argv)
     if not (args.shared / "kvasir-seg").is_dir():
         raise SystemExit(f"shared data not found at {args.shared}")
     rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    clip, truth = args.out / "clip.mp4", args.out / "clip.truth.csv"
+    name = "calibration" if args.calibration else "clip"
+    clip, truth = args.out / f"{name}.mp4", args.out / f"{name}.truth.csv"
+    pan_frames, ood_frames = round(args.pan_seconds * FPS), round(args.ood_seconds * FPS)
+    parts = (calibration_segments(args.shared, pan_frames, args.pans, args.seed) if args.calibration
+             else segments(args.shared, pan_frames, ood_frames, args.stills, rng))
     with av.open(str(clip), mode="w") as container, truth.open("w", newline="") as table:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width = stream.height = SIZE
@@ -165,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(table, FIELDS)
         writer.writeheader()
         index = 0
-        pan_frames, ood_frames = round(args.pan_seconds * FPS), round(args.ood_seconds * FPS)
-        for segment, frames in segments(args.shared, pan_frames, ood_frames, args.stills, rng):
+        for segment, frames in parts:
             for rgb, facts in frames:
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
                 frame.pts = index

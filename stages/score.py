@@ -2,8 +2,8 @@
 
 Input:  a list of H x W x 3 uint8 RGB images (sizes may differ between streams).
 Output: one `Scored` per image, in order: predicted class, its probability, the configured detector's score
-        (higher = more out-of-distribution), the compact explanation that goes into the alert's `explain`
-        field, and the quality guard's reason when the frame is unusable.
+        (higher = more out-of-distribution), the compact explanation of that score that goes into the
+        alert's `explain` field, and the quality guard's reason when the frame is unusable.
 
 Frames travel to the model's device as uint8 (a quarter of the bytes of float32) and are resized and
 normalised there (pipeline/model/preprocess.py, called by `Bundle.infer`). Equal-sized frames are stacked into one
@@ -57,6 +57,6 @@ class ScoreStage:
         inference = bundle.infer(self._upload(images))
         confidence, predicted = inference.probs.max(dim=1)
         rows = torch.stack([predicted.float(), confidence, inference.terms.score.float()], dim=1).cpu().tolist()
-        explanations = explain_batch(inference.terms, bundle.scorer, bundle.class_names)
+        explanations = explain_batch(inference, bundle)
         return [Scored(bundle.class_names[int(pred)], prob, score, explain, quality)
                 for (pred, prob, score), explain, quality in zip(rows, explanations, inference.quality, strict=True)]

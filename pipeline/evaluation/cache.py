@@ -10,7 +10,6 @@ import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
@@ -18,10 +17,9 @@ from tqdm import tqdm
 from pipeline.config import Config
 from pipeline.evaluation.datasets import OUTLIER_TRANSFORMS, ImageSet
 from pipeline.media.images import read_rgb
-from pipeline.media.video import video_frames
 from pipeline.model.bundle import configured_model
 from pipeline.model.classifier import FeatureClassifier, file_sha256
-from pipeline.model.features import extract_features
+from pipeline.model.features import extract_features, extract_video_features
 from pipeline.model.preprocess import Preprocess
 from pipeline.ood.detectors import InputDetector
 
@@ -86,23 +84,9 @@ class FeatureCache:
         """(features, logits) of every decoded frame of a video file, in order."""
 
         def compute() -> dict[str, torch.Tensor]:
-            features, logits, batch = [], [], []
-
-            def flush() -> None:
-                frames = torch.from_numpy(np.stack(batch)).to(self.device)
-                with torch.no_grad():
-                    f, lg = self.classifier(self.preprocess(frames))
-                features.append(f.float().cpu())
-                logits.append(lg.float().cpu())
-                batch.clear()
-
-            for frame in tqdm(video_frames(clip), desc=clip.name, unit="frame", leave=False, disable=None):
-                batch.append(frame.image)
-                if len(batch) == self.batch_size:
-                    flush()
-            if batch:
-                flush()
-            return {"features": torch.cat(features), "logits": torch.cat(logits)}
+            features, logits = extract_video_features(self.classifier, self.preprocess, clip, self.batch_size,
+                                                      self.device)
+            return {"features": features, "logits": logits}
 
         tensors = self._cached("video", [clip], compute)
         return tensors["features"], tensors["logits"]

@@ -11,7 +11,8 @@ from sklearn.metrics import roc_curve
 
 from pipeline.evaluation.metrics import ALL, METRICS, Intervals, Results
 from pipeline.evaluation.run import Evaluation
-from pipeline.evaluation.video import SMOOTHING, Video, runs, smoothed
+from pipeline.evaluation.video import SMOOTHING, Video, smoothed
+from pipeline.ood.truth import runs
 
 
 def markdown_table(results: Results, info: dict[str, dict[str, object]], intervals: Intervals | None = None) -> str:
@@ -76,7 +77,7 @@ def write_report(evaluation: Evaluation, out: Path, histogram_method: str = "ner
     video = evaluation.video
     if video is not None:
         written += [out / "video.json", out / "video.md"]
-        summary = {"clip": str(video.clip), "frames": len(video.truth), "fps": video.fps,
+        summary = {"clip": str(video.clip), "frames": len(video.truth.ood), "fps": video.fps,
                    "alert": vars(video.alert), "thresholds": video.thresholds, "results": video.results}
         written[-2].write_text(json.dumps(summary, indent=2) + "\n")
         written[-1].write_text(video_table(video))
@@ -87,7 +88,7 @@ def write_report(evaluation: Evaluation, out: Path, histogram_method: str = "ner
 
 def video_table(video: Video) -> str:
     """Frame-level AUROC, then false alerts per minute and missed OOD segments, by smoothing setting."""
-    minutes = (~video.truth).sum() / video.fps / 60.0
+    minutes = (~video.truth.ood).sum() / video.fps / 60.0
     header = "| method | " + " | ".join(SMOOTHING) + " |\n" + "|---" * (len(SMOOTHING) + 1) + "|\n"
 
     def rows(cell: Callable[[dict], str]) -> str:
@@ -98,8 +99,8 @@ def video_table(video: Video) -> str:
         return "-" if r["mean_delay_s"] is None else f"{r['mean_delay_s']:.2f}"
 
     alert = video.alert
-    return (f"Video {video.clip.name}: {len(video.truth)} frames at {video.fps:g} fps, {minutes:.2f} min "
-            f"in-distribution, {len(runs(video.truth))} OOD segments. Smoothing is causal (meanW / medianW: "
+    return (f"Video {video.clip.name}: {len(video.truth.ood)} frames at {video.fps:g} fps, {minutes:.2f} min "
+            f"in-distribution, {len(runs(video.truth.ood))} OOD segments. Smoothing is causal (meanW / medianW: "
             f"this frame and the W-1 before it). Threshold: 95% of the in-distribution test images score at "
             f"or below it. Alert: on once {alert.on_count} of the last {alert.window} frames are over it, "
             f"off after {alert.off_after} quiet frames (config section alert).\n\n"
@@ -117,9 +118,9 @@ def plot_video(video: Video, method: str, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    seconds = np.arange(len(video.truth)) / video.fps
+    seconds = np.arange(len(video.truth.ood)) / video.fps
     fig, ax = plt.subplots(figsize=(11, 3.8))
-    for start, end in runs(video.truth):
+    for start, end in runs(video.truth.ood):
         ax.axvspan(seconds[start], seconds[end - 1], color="tab:red", alpha=0.12, lw=0)
     raw = video.scores[method]
     ax.plot(seconds, raw, color="grey", lw=0.6, label="raw")

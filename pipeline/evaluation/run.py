@@ -21,9 +21,36 @@ from pipeline.evaluation.datasets import ImageSet
 from pipeline.evaluation.metrics import ALL, Intervals, Results, intervals_by_set, metrics_by_set
 from pipeline.evaluation.validation import build_validation
 from pipeline.evaluation.video import Video
+from pipeline.model.artifact import detector_settings
+from pipeline.model.bundle import Bundle
 from pipeline.ood.alert import threshold_for
 from pipeline.ood.detectors import DETECTORS, AnyDetector, Detector, FitData, InputDetector, Validation, build_detector
 from pipeline.ood.detectors.tuned import Tuned, validation_auroc
+
+LIVE = "live"   # the detector the monitor alerts on, exactly as the config's artifact holds it
+
+
+class LiveDetector(Detector):
+    """The config's live detector as fitted in its artifact (`nero fit`), not refitted here: what the monitor
+    scores, with its alert threshold. Its training rows include every row the validation holds out, so it
+    has no validation AUROC."""
+
+    name = LIVE
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+
+    def score(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        features = features.to(self.bundle.device)
+        terms = self.bundle.scorer.terms(features)
+        found = self.bundle.relevance_detector
+        return terms.score if found is None else found.score_relevance(terms.relevance, features).score
+
+    def params(self) -> dict[str, object]:
+        settings = detector_settings(self.bundle.artifact.manifest, self.bundle.detector, self.bundle.artifact.path)
+        return {"detector": self.bundle.detector, "artifact": str(self.bundle.artifact.path),
+                **{key: value for key, value in settings.items() if isinstance(value, int | float | str)},
+                "alert_threshold": self.bundle.alert_threshold}
 
 
 @dataclass
@@ -59,6 +86,7 @@ def evaluate(
     val_fraction: float = 0.2,
     seed: int = 0,
     video: Video | None = None,
+    live: Bundle | None = None,
 ) -> Evaluation:
     """Fit each detector on `id_train`, score `id_test`, every OOD set and the video, compute the metrics."""
     device = cache.device
@@ -76,7 +104,7 @@ def evaluate(
 
     evaluation = Evaluation(id_test.name, {}, {}, video=video)
     for name in tqdm(detectors, desc="detectors", unit="detector", disable=None):
-        detector = build_detector(name, arch)
+        detector = LiveDetector(live) if name == LIVE else build_detector(name, arch)
         started = time.perf_counter()
         detector.fit(train)
         fitted = time.perf_counter()
@@ -84,10 +112,14 @@ def evaluate(
         info: dict[str, object] = {"params": detector.params(), "fit_s": round(fitted - started, 3),
                                    "score_s": round(time.perf_counter() - fitted, 3)}
         if isinstance(detector, Detector):
-            info["validation_auroc"] = round(_validation_auroc(name, arch, detector, train.validation), 2)
+            if name != LIVE:
+                info["validation_auroc"] = round(_validation_auroc(name, arch, detector, train.validation), 2)
             if video is not None:
                 frame_scores = detector.score(*video_features).double().cpu().numpy()
-                video.add(name, frame_scores, threshold_for(scores[id_test.name]))
+                if name == LIVE:   # the monitor's own thresholds, operating point included
+                    video.add(name, frame_scores, live.threshold, live.alert_threshold)
+                else:
+                    video.add(name, frame_scores, threshold_for(scores[id_test.name]))
         evaluation.scores[name] = scores
         evaluation.results[name] = metrics_by_set(scores, id_test.name, [s.name for s in oods])
         evaluation.intervals[name] = intervals_by_set(scores, id_test.name, [s.name for s in oods])
@@ -113,10 +145,11 @@ def _validation_auroc(name: str, arch: str | None, detector: Detector, validatio
 
 
 def known_detectors(names: str) -> list[str]:
-    """A comma-separated list (or "all") checked against the registry."""
+    """A comma-separated list (or "all") checked against the registry, plus `live` (the config's own)."""
     chosen = list(DETECTORS) if names == "all" else [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in chosen if n not in DETECTORS]
+    unknown = [n for n in chosen if n not in DETECTORS and n != LIVE]
     if unknown or not chosen:
-        raise UserError(f"unknown detector(s) {unknown or names!r}; choose from: all, {', '.join(DETECTORS)}")
+        raise UserError(f"unknown detector(s) {unknown or names!r}; choose from: all, {LIVE}, "
+                        f"{', '.join(DETECTORS)}")
     return chosen
 

@@ -9,7 +9,6 @@ in-distribution video, OOD segments missed and the delay to the first alert.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from pipeline.config import AlertConfig
 from pipeline.errors import UserError
 from pipeline.media.video import video_info
 from pipeline.ood.alert import AlertRule, smooth
+from pipeline.ood.truth import AlertOutcome, Truth, truth_path
 
 SMOOTHING = ("none", "mean5", "mean13", "mean25", "median5", "median13", "median25")
 
@@ -35,7 +35,7 @@ class Video:
     """A clip with per-frame truth, and what each detector made of it (filled in by `evaluate`)."""
 
     clip: Path
-    truth: np.ndarray                                   # per frame: True = out-of-distribution
+    truth: Truth
     fps: float
     alert: AlertConfig
     scores: dict[str, np.ndarray] = field(default_factory=dict)         # method -> raw frame scores
@@ -44,50 +44,40 @@ class Video:
 
     @classmethod
     def load(cls, clip: Path, alert: AlertConfig) -> Video:
-        """The clip and its sidecar CLIP.truth.csv (one row per frame, column `ood` = 0/1)."""
-        truth_file = clip.with_suffix(".truth.csv")
+        """The clip and its sidecar CLIP.truth.csv (pipeline.ood.truth)."""
+        truth_file = truth_path(clip)
         if not truth_file.is_file():
             raise UserError(f"no per-frame truth for {clip}: expected {truth_file} with a column 'ood'")
-        with truth_file.open(newline="") as file:
-            rows = list(csv.DictReader(file))
-        if not rows or "ood" not in rows[0]:
-            raise UserError(f"{truth_file} has no 'ood' column")
         fps = video_info(clip)["fps"] or 25.0
-        return cls(clip, np.array([int(row["ood"]) == 1 for row in rows]), fps, alert)
+        return cls(clip, Truth.read(truth_file), fps, alert)
 
-    def add(self, method: str, scores: np.ndarray, threshold: float) -> None:
-        if len(scores) != len(self.truth):
+    def add(self, method: str, scores: np.ndarray, threshold: float, alert_threshold: float | None = None) -> None:
+        """`alert_threshold`: the level the hysteresis counts frames over, where it is not `threshold`."""
+        if len(scores) != len(self.truth.ood):
             raise UserError(f"{self.clip} decodes to {len(scores)} frames but its truth file has "
-                            f"{len(self.truth)} rows")
+                            f"{len(self.truth.ood)} rows")
         self.scores[method], self.thresholds[method] = scores, threshold
         self.results[method] = {
-            setting: video_metrics(smoothed(scores, setting), self.truth, threshold, self.fps, self.alert)
+            setting: video_metrics(smoothed(scores, setting), self.truth, threshold, self.fps, self.alert,
+                                   alert_threshold)
             for setting in SMOOTHING}
 
 
-def runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end) of each run of True values, end exclusive."""
-    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
-
-
-def video_metrics(scores: np.ndarray, truth: np.ndarray, threshold: float, fps: float,
-                  alert: AlertConfig) -> dict[str, float | None]:
+def video_metrics(scores: np.ndarray, truth: Truth, threshold: float, fps: float,
+                  alert: AlertConfig, alert_threshold: float | None = None) -> dict[str, float | None]:
     """Frame-level AUROC and flag rates of (already smoothed) scores, and the alerts the monitor's rule raises."""
-    rule = AlertRule(threshold, alert.on_count, alert.window, alert.off_after)
+    rule = AlertRule(threshold, alert.on_count, alert.window, alert.off_after, alert_threshold=alert_threshold)
     decisions = [rule.update(score) for score in scores.tolist()]
     flagged = np.array([decision.ood for decision in decisions], dtype=bool)
-    on = np.array([decision.alert for decision in decisions], dtype=bool)
-    onsets = [i for i, decision in enumerate(decisions) if decision.changed and decision.alert]
-    delays = [float(np.argmax(on[start:end])) / fps for start, end in runs(truth) if on[start:end].any()]
-    segments = len(runs(truth))
+    outcome = AlertOutcome.of(np.array([decision.alert for decision in decisions], dtype=bool), truth, fps)
+    ood = truth.ood
     return {
-        "auroc": 100.0 * roc_auc_score(truth, scores),
-        "id_flagged": 100.0 * float(flagged[~truth].mean()),
-        "ood_flagged": 100.0 * float(flagged[truth].mean()),
-        "false_alerts_per_min": sum(not truth[i] for i in onsets) / ((~truth).sum() / fps / 60.0),
-        "missed_segments": segments - len(delays),
-        "segments": segments,
-        "mean_delay_s": float(np.mean(delays)) if delays else None,
+        "auroc": 100.0 * roc_auc_score(ood, scores),
+        "id_flagged": 100.0 * float(flagged[~ood].mean()),
+        "ood_flagged": 100.0 * float(flagged[ood].mean()),
+        "false_alerts_per_min": outcome.false_alarms_per_min,
+        "missed_segments": len(outcome.missed),
+        "segments": len(outcome.segments),
+        "mean_delay_s": outcome.mean_delay_s,
+        "delays_s": {f"{segment.name}@{segment.start}": segment.delay_s for segment in outcome.segments},
     }
-

@@ -1,8 +1,12 @@
-"""Why a frame scored as it did, cheap enough for every frame: the `explain` field of each alert.
+"""Why a frame scored as it did, cheap enough for every frame: the `explain` field of each alert. It explains
+the score the monitor alerts on (the bundle's `detector`), not another one.
 
-For each frame: the class whose centroid is nearest, the score split into its terms
-(score = (distance + lambda*|R_b|) * rho), and the few neurons whose relevance deviates most from that
-class's mean relevance (in neuron space, not PCA space, so the indices are real feature channels).
+- A relevance detector (relevance-ensemble, -knn, -mahalanobis): the neurons with the largest share of the
+  score (the shares of all D neurons add up to it), the calibrated parts of a combined score, and the
+  nearest training window (its name and class), whose thumbnail `nero explain` and the report show.
+- NERO: the class whose centroid is nearest, the score split into its terms
+  (score = (distance + lambda*|R_b|) * rho), and the few neurons whose relevance deviates most from that
+  class's mean relevance (in neuron space, not PCA space, so the indices are real feature channels).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import math
 import torch
 
 from pipeline.messages import TOP_NEURONS
+from pipeline.model.bundle import Bundle, Inference
+from pipeline.ood.detectors.base import RelevanceScore
 from pipeline.ood.nero import NeroScorer, NeroTerms
 
 
@@ -30,8 +36,40 @@ def _number(value: float, digits: int) -> float | None:
     return round(value, digits) if math.isfinite(value) else None
 
 
-def explain_batch(terms: NeroTerms, scorer: NeroScorer, class_names: list[str],
-                  top: int = TOP_NEURONS) -> list[dict]:
+def explain_batch(inference: Inference, bundle: Bundle, top: int = TOP_NEURONS) -> list[dict]:
+    """One compact, JSON-ready explanation of the alerting score per frame of `inference`."""
+    if inference.relevance_score is None:
+        return explain_nero(inference.terms, bundle.scorer, bundle.class_names, top)
+    return explain_relevance(inference.relevance_score, bundle, top)
+
+
+def explain_relevance(found: RelevanceScore, bundle: Bundle, top: int = TOP_NEURONS) -> list[dict]:
+    """neurons: [index, share of the score] for the `top` largest shares; parts; the nearest window."""
+    count = min(top, found.neurons.shape[1])
+    largest = torch.topk(found.neurons.abs(), count, dim=1).indices
+    columns = [found.score.float(), *(part.float() for part in found.parts.values())]
+    nearest = found.nearest if found.nearest is not None else torch.full_like(found.score, -1)
+    table = torch.cat([torch.stack([*columns, nearest.float()], dim=1), largest.float(),
+                       found.neurons.gather(1, largest).float()], dim=1).cpu().tolist()
+    detector = bundle.relevance_detector
+    explanations = []
+    for row in table:
+        parts, nearest_row = row[1:len(columns)], int(row[len(columns)])
+        neurons, values = row[len(columns) + 1:len(columns) + 1 + count], row[len(columns) + 1 + count:]
+        explanation: dict = {"neurons": [[int(n), _number(v, 6)] for n, v in zip(neurons, values, strict=True)]}
+        if found.parts:
+            explanation["parts"] = {name: _number(v, 6) for name, v in zip(found.parts, parts, strict=True)}
+        window = detector.window(nearest_row) if nearest_row >= 0 else None
+        if window is not None:
+            explanation["nearest"] = bundle.class_names[window[1]]
+            explanation["window"] = window[0]
+            explanation["window_row"] = nearest_row
+        explanations.append(explanation)
+    return explanations
+
+
+def explain_nero(terms: NeroTerms, scorer: NeroScorer, class_names: list[str],
+                 top: int = TOP_NEURONS) -> list[dict]:
     """One compact, JSON-ready explanation per row of `terms`.
 
     Everything a row needs crosses to the host in one copy (a GPU sync per batch, not one per field); the

@@ -1,8 +1,11 @@
 """The PNGs `nero explain` writes for one frame, each readable at a glance:
 
 - heatmap.png: the frame beside the same frame in grey with the pixel relevance over it (pipeline.explain.heatmap);
-- neurons.png: the frame's neuron relevance against the nearest class centroid, top deviating neurons marked;
-- score.png: the score split into its terms, against the alert threshold.
+- neurons.png: which neurons carry the alerting score (for NERO: the frame's neuron relevance against the
+  nearest class centroid), top neurons marked;
+- score.png: the alerting score split into its parts, against its threshold;
+- neighbour.png (relevance detectors): the frame beside the nearest training window.
+Every figure names the score it shows and the threshold it is compared with.
 
 Matplotlib's object API only (no pyplot state), so figures can be drawn from any thread.
 """
@@ -14,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
@@ -22,12 +24,36 @@ from matplotlib.figure import Figure
 
 from pipeline.explain.heatmap import Heatmap
 from pipeline.explain.render import overlay, relevance_colormap
-from pipeline.model.bundle import Bundle
-from pipeline.ood.nero import NeroTerms
+from pipeline.model.bundle import Bundle, Inference
 
 FRAME_COLOUR = "#4c72b0"
 CENTROID_COLOUR = "#222222"
 ABOVE_COLOUR, BELOW_COLOUR = "#d62728", "#1f77b4"   # neuron relevance above / below the centroid's
+
+
+@dataclass
+class NeroFacts:
+    """NERO's decomposition of the frame's relevance (score = (distance + bias_term) * rho)."""
+
+    score: float
+    threshold: float
+    distance: float
+    bias_term: float
+    rho: float
+    nearest: str
+    relevance: np.ndarray     # D: the frame's neuron relevance (bias excluded)
+    centroid: np.ndarray      # D: the nearest class's mean neuron relevance
+
+
+@dataclass
+class RelevanceFacts:
+    """A relevance detector's split of its score: per neuron, per part, and the nearest training window."""
+
+    shares: np.ndarray                      # D: each neuron's share of the score (they add up to it)
+    parts: dict[str, float]                 # calibrated parts of a combined score (empty for a single one)
+    window: str | None                      # the nearest training window's name, its class and thumbnail
+    window_class: str | None
+    window_thumbnail: np.ndarray | None
 
 
 @dataclass
@@ -39,38 +65,44 @@ class FrameFacts:
     score: float              # of the detector the monitor alerts on (config key `detector`)
     threshold: float
     detector: str
-    nero_score: float         # (distance + bias_term) * rho: what the decomposition adds up to
-    nero_threshold: float
-    distance: float
-    bias_term: float
-    rho: float
-    nearest: str
-    relevance: np.ndarray     # D: the frame's neuron relevance (bias excluded)
-    centroid: np.ndarray      # D: the nearest class's mean neuron relevance
-    top: list[int]            # neurons deviating most from the centroid, largest first
+    top: list[int]            # the neurons the `explain` field names, largest first
+    nero: NeroFacts
+    relevance: RelevanceFacts | None   # None when the monitor alerts on NERO itself
 
     @classmethod
-    def of(cls, bundle: Bundle, probs: torch.Tensor, terms: NeroTerms, index: int,
-           explanation: dict) -> FrameFacts:
+    def of(cls, bundle: Bundle, inference: Inference, index: int, explanation: dict) -> FrameFacts:
         """Row `index` of a scoring pass (`bundle.infer`), with the top neurons its `explain` field names."""
+        terms, probs = inference.terms, inference.probs
         nearest = int(terms.nearest[index])
         dim = bundle.scorer.feature_dim
         pred = int(probs[index].argmax())
+        nero = NeroFacts(score=float((terms.distance[index] + terms.bias_term[index]) * terms.rho[index]),
+                         threshold=bundle.artifact.threshold, distance=float(terms.distance[index]),
+                         bias_term=float(terms.bias_term[index]), rho=float(terms.rho[index]),
+                         nearest=bundle.class_names[nearest], relevance=terms.relevance[index, :dim].cpu().numpy(),
+                         centroid=bundle.scorer.raw_means[nearest, :dim].cpu().numpy())
+        split = inference.relevance_score
+        relevance = None
+        if split is not None:
+            row = explanation.get("window_row")
+            relevance = RelevanceFacts(
+                shares=split.neurons[index].cpu().numpy(),
+                parts={name: float(part[index]) for name, part in split.parts.items()},
+                window=explanation.get("window"), window_class=explanation.get("nearest"),
+                window_thumbnail=bundle.thumbnail(row) if row is not None else None)
         return cls(pred=bundle.class_names[pred], prob=float(probs[index, pred]),
-                   score=float(terms.score[index]), threshold=bundle.threshold,
-                   detector=bundle.detector,
-                   nero_score=float((terms.distance[index] + terms.bias_term[index]) * terms.rho[index]),
-                   nero_threshold=bundle.artifact.threshold,
-                   distance=float(terms.distance[index]),
-                   bias_term=float(terms.bias_term[index]), rho=float(terms.rho[index]),
-                   nearest=bundle.class_names[nearest],
-                   relevance=terms.relevance[index, :dim].cpu().numpy(),
-                   centroid=bundle.scorer.raw_means[nearest, :dim].cpu().numpy(),
-                   top=[int(n) for n, _ in explanation["neurons"]])
+                   score=float(terms.score[index]), threshold=bundle.threshold, detector=bundle.detector,
+                   top=[int(n) for n, _ in explanation["neurons"]], nero=nero, relevance=relevance)
 
     @property
     def verdict(self) -> str:
         return "OUT of distribution" if self.score > self.threshold else "in distribution"
+
+    @property
+    def headline(self) -> str:
+        """The line every figure carries: which score, against which threshold."""
+        return (f"{self.pred} ({self.prob:.0%})  |  {self.detector} score {self.score:.3g} vs its threshold "
+                f"{self.threshold:.3g}: {self.verdict}")
 
 
 def heatmap_figure(frame: np.ndarray, heatmap: Heatmap, facts: FrameFacts) -> Figure:
@@ -87,8 +119,7 @@ def heatmap_figure(frame: np.ndarray, heatmap: Heatmap, facts: FrameFacts) -> Fi
     scale = ScalarMappable(Normalize(-1, 1), relevance_colormap())
     colourbar = figure.colorbar(scale, ax=right, fraction=0.04, pad=0.02, ticks=[-1, 0, 1])
     colourbar.ax.set_yticklabels(["against", "0", "for"])
-    figure.suptitle(f"{facts.pred} ({facts.prob:.0%})  |  score {facts.score:.3g} vs threshold "
-                    f"{facts.threshold:.3g}: {facts.verdict}", fontsize=12, fontweight="bold")
+    figure.suptitle(facts.headline, fontsize=12, fontweight="bold")
     figure.text(0.5, 0.005, "Full-network LRP of NERO's neuron relevance down to the pixels. Yellow/red: "
                 "evidence for the classifier's outputs (weighted by their probabilities, as NERO weights "
                 "them), blue: evidence against them. Colour scale per image.  Pixel relevance sums to "
@@ -98,68 +129,124 @@ def heatmap_figure(frame: np.ndarray, heatmap: Heatmap, facts: FrameFacts) -> Fi
     return figure
 
 
+def _mark_neurons(axis, values: np.ndarray, top: list[int], ylabel: str, title: str) -> list[str]:
+    """All D values as thin lines, the `top` neurons marked and numbered; returns their colours."""
+    neurons = np.arange(len(values))
+    axis.vlines(neurons, 0, values, color="#9a9a9a", linewidth=0.6)
+    axis.axhline(0, color=CENTROID_COLOUR, linewidth=0.8)
+    colours = [ABOVE_COLOUR if values[n] > 0 else BELOW_COLOUR for n in top]
+    axis.scatter(top, values[top], color=colours, zorder=3, s=28)
+    for n in top:
+        right_end = n > 0.9 * len(values)       # label to the left there, so it stays inside
+        axis.annotate(f"#{n}", (n, values[n]), textcoords="offset points", fontsize=8,
+                      ha="right" if right_end else "left",
+                      xytext=(-4 if right_end else 4, 4 if values[n] > 0 else -11))
+    axis.set_xlim(-0.5, len(values) - 0.5)
+    axis.set_xlabel("feature neuron")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title, fontsize=10)
+    return colours
+
+
 def neuron_figure(facts: FrameFacts) -> Figure:
     figure = Figure(figsize=(11, 6.2), dpi=110, layout="constrained")
     whole, zoom = figure.subplots(2, 1, height_ratios=[1.1, 1])
-    deviation = facts.relevance - facts.centroid
-    neurons = np.arange(len(deviation))
-    whole.vlines(neurons, 0, deviation, color="#9a9a9a", linewidth=0.6)
-    whole.axhline(0, color=CENTROID_COLOUR, linewidth=0.8)
-    colours = [ABOVE_COLOUR if deviation[n] > 0 else BELOW_COLOUR for n in facts.top]
-    whole.scatter(facts.top, deviation[facts.top], color=colours, zorder=3, s=28)
-    for n in facts.top:
-        right_end = n > 0.9 * len(deviation)       # label to the left there, so it stays inside
-        whole.annotate(f"#{n}", (n, deviation[n]), textcoords="offset points", fontsize=8,
-                       ha="right" if right_end else "left",
-                       xytext=(-4 if right_end else 4, 4 if deviation[n] > 0 else -11))
-    whole.set_xlim(-0.5, len(deviation) - 0.5)
-    whole.set_xlabel("feature neuron")
-    whole.set_ylabel("relevance - centroid")
-    whole.set_title(f"all {len(deviation)} neurons: this frame's relevance minus the '{facts.nearest}' "
-                    "centroid (the nearest class)", fontsize=10)
-
     positions = np.arange(len(facts.top))
-    width = 0.38
-    zoom.bar(positions - width / 2, facts.relevance[facts.top], width, color=FRAME_COLOUR, label="this frame")
-    zoom.bar(positions + width / 2, facts.centroid[facts.top], width, color=CENTROID_COLOUR,
-             label=f"'{facts.nearest}' centroid")
+    if facts.relevance is not None:
+        shares = facts.relevance.shares
+        colours = _mark_neurons(whole, shares, facts.top, "share of the score",
+                                f"all {len(shares)} neurons: each one's share of the {facts.detector} score "
+                                f"(they add up to {facts.score:.3g})")
+        zoom.bar(positions, shares[facts.top], 0.6, color=colours)
+        zoom.set_ylabel("share of the score")
+        zoom.set_title(f"the {len(facts.top)} neurons with the largest shares: where this frame's relevance "
+                       "departs most from the training data", fontsize=10)
+        title = f"Which neurons carry the {facts.detector} score"
+    else:
+        nero = facts.nero
+        deviation = nero.relevance - nero.centroid
+        colours = _mark_neurons(whole, deviation, facts.top, "relevance - centroid",
+                                f"all {len(deviation)} neurons: this frame's relevance minus the '{nero.nearest}' "
+                                "centroid (the nearest class)")
+        width = 0.38
+        zoom.bar(positions - width / 2, nero.relevance[facts.top], width, color=FRAME_COLOUR, label="this frame")
+        zoom.bar(positions + width / 2, nero.centroid[facts.top], width, color=CENTROID_COLOUR,
+                 label=f"'{nero.nearest}' centroid")
+        zoom.set_ylabel("neuron relevance")
+        zoom.set_title(f"the {len(facts.top)} neurons deviating most (red: above the centroid, blue: below)",
+                       fontsize=10)
+        zoom.legend(loc="best", fontsize=9)
+        title = f"Neuron relevance against the nearest centroid ('{nero.nearest}')"
     zoom.axhline(0, color=CENTROID_COLOUR, linewidth=0.6)
     zoom.set_xticks(positions, [f"#{n}" for n in facts.top])
     for tick, colour in zip(zoom.get_xticklabels(), colours, strict=True):
         tick.set_color(colour)
-    zoom.set_ylabel("neuron relevance")
-    zoom.set_title(f"the {len(facts.top)} neurons deviating most (red: above the centroid, blue: below)",
-                   fontsize=10)
-    zoom.legend(loc="best", fontsize=9)
-    figure.suptitle(f"Neuron relevance against the nearest centroid ('{facts.nearest}')", fontsize=12,
-                    fontweight="bold")
+    figure.suptitle(f"{title}\n{facts.headline}", fontsize=11, fontweight="bold")
     return figure
 
 
-def score_figure(facts: FrameFacts) -> Figure:
-    figure = Figure(figsize=(11, 3.4), dpi=110, layout="constrained")
-    axis = figure.subplots()
-    distance_part, bias_part = facts.distance * facts.rho, facts.bias_term * facts.rho
-    axis.barh([0], [distance_part], height=0.5, color="#4c72b0",
-              label=f"distance x rho = {distance_part:.3g}\n(distance: L1 to the '{facts.nearest}' centroid)")
-    axis.barh([0], [bias_part], height=0.5, left=[distance_part], color="#dd8452",
-              label=f"lambda|R_b| x rho = {bias_part:.3g}\n(R_b: relevance left on the head's bias)")
-    axis.axvline(facts.nero_threshold, color="#c00000", linewidth=2, linestyle="--",
-                 label=f"NERO threshold {facts.nero_threshold:.3g}")
-    finite = [value for value in (facts.nero_score, facts.nero_threshold) if math.isfinite(value)]
+PART_COLOURS = ("#4c72b0", "#dd8452", "#55a868")
+
+
+def _score_axis(axis, score: float, threshold: float, label: str) -> None:
+    axis.axvline(threshold, color="#c00000", linewidth=2, linestyle="--", label=f"{label} {threshold:.3g}")
+    finite = [value for value in (score, threshold) if math.isfinite(value)]
     axis.set_xlim(0, 1.12 * max(finite, default=1.0))
     axis.set_ylim(-0.6, 0.6)
     axis.set_yticks([])
     axis.set_xlabel("score (higher = further from the training data)")
     axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, frameon=False, labelspacing=1.2)
-    ratio = facts.nero_score / facts.nero_threshold
-    alerting = "" if facts.detector == "nero" else (
-        f"\nthe monitor alerts on {facts.detector}: {facts.score:.4g} against its threshold {facts.threshold:.4g}")
-    axis.set_title(f"NERO score = (distance + lambda|R_b|) x rho = ({facts.distance:.3g} + {facts.bias_term:.3g})"
-                   f" x {facts.rho:.3f} = {facts.nero_score:.3g}, {ratio:.2f} x its threshold"
-                   f"\nrho: share of the feature activation on the least-relevant neurons{alerting}", fontsize=10)
-    figure.suptitle(f"Score decomposition: {facts.verdict}", fontsize=12, fontweight="bold",
+
+
+def score_figure(facts: FrameFacts) -> Figure:
+    """The alerting score as a bar split into its parts, against its threshold; NERO's terms when it is NERO."""
+    figure = Figure(figsize=(11, 3.4), dpi=110, layout="constrained")
+    axis = figure.subplots()
+    if facts.relevance is not None and facts.relevance.parts:
+        parts = facts.relevance.parts
+        left = 0.0
+        for (name, value), colour in zip(parts.items(), PART_COLOURS, strict=False):
+            axis.barh([0], [value / len(parts)], height=0.5, left=[left], color=colour,
+                      label=f"{name} / its scale / {len(parts)} = {value / len(parts):.3g}")
+            left += value / len(parts)
+        formula = " + ".join(f"{name} {value:.3g}" for name, value in parts.items())
+        title = (f"{facts.detector} score = the mean of its parts, each over its in-distribution scale\n"
+                 f"({formula}) / {len(parts)} = {facts.score:.3g}")
+    elif facts.relevance is not None:
+        axis.barh([0], [facts.score], height=0.5, color=PART_COLOURS[0], label=f"{facts.detector} {facts.score:.3g}")
+        title = f"{facts.detector} score {facts.score:.3g}"
+    else:
+        nero = facts.nero
+        distance_part, bias_part = nero.distance * nero.rho, nero.bias_term * nero.rho
+        axis.barh([0], [distance_part], height=0.5, color=PART_COLOURS[0],
+                  label=f"distance x rho = {distance_part:.3g}\n(distance: L1 to the '{nero.nearest}' centroid)")
+        axis.barh([0], [bias_part], height=0.5, left=[distance_part], color=PART_COLOURS[1],
+                  label=f"lambda|R_b| x rho = {bias_part:.3g}\n(R_b: relevance left on the head's bias)")
+        title = (f"NERO score = (distance + lambda|R_b|) x rho = ({nero.distance:.3g} + {nero.bias_term:.3g}) x "
+                 f"{nero.rho:.3f} = {nero.score:.3g}\nrho: share of the feature activation on the least-relevant "
+                 "neurons")
+    _score_axis(axis, facts.score, facts.threshold, f"{facts.detector} alert threshold")
+    axis.set_title(f"{title}, {facts.score / facts.threshold:.2f} x the threshold", fontsize=10)
+    figure.suptitle(f"Score: {facts.verdict}", fontsize=12, fontweight="bold",
                     color="#c00000" if facts.score > facts.threshold else "#2a7a2a")
+    return figure
+
+
+def neighbour_figure(frame: np.ndarray, facts: FrameFacts) -> Figure | None:
+    """The frame beside the nearest training window (relevance detectors with stored thumbnails only)."""
+    relevance = facts.relevance
+    if relevance is None or relevance.window_thumbnail is None:
+        return None
+    figure = Figure(figsize=(7.5, 4.2), dpi=110, layout="constrained")
+    left, right = figure.subplots(1, 2)
+    left.imshow(frame)
+    left.set_title("this frame")
+    right.imshow(relevance.window_thumbnail, interpolation="bilinear")
+    right.set_title(f"nearest training window ({relevance.window_class})\n{relevance.window}", fontsize=8)
+    for axis in (left, right):
+        axis.set_axis_off()
+    figure.suptitle(f"{facts.detector} {facts.score:.3g} vs threshold {facts.threshold:.3g}: {facts.verdict}",
+                    fontsize=11, fontweight="bold")
     return figure
 
 
@@ -174,5 +261,6 @@ def write_figures(out_dir: Path, stem: str, frame: np.ndarray, heatmap: Heatmap,
     """heatmap, neurons and score PNGs for one frame, named STEM_heatmap.png etc."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = {"heatmap": heatmap_figure(frame, heatmap, facts), "neurons": neuron_figure(facts),
-               "score": score_figure(facts)}
-    return [save_png(figure, out_dir / f"{stem}_{name}.png") for name, figure in figures.items()]
+               "score": score_figure(facts), "neighbour": neighbour_figure(frame, facts)}
+    return [save_png(figure, out_dir / f"{stem}_{name}.png") for name, figure in figures.items()
+            if figure is not None]

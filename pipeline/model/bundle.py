@@ -6,19 +6,27 @@ so `score`, `replay`, `live`, `eval` and `explain` cannot pair a model with anot
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from pipeline.config import Config
+from pipeline.config import AlertConfig, Config
 from pipeline.errors import UserError
+from pipeline.media.images import mosaic_tile, read_rgb
 from pipeline.model.artifact import Artifact, detector_settings, load_artifact
 from pipeline.model.classifier import FeatureClassifier, file_sha256, load_classifier
 from pipeline.model.preprocess import Preprocess
-from pipeline.ood.detectors.relevance_knn import RelevanceKNN
+from pipeline.ood.alert import AlertRule
+from pipeline.ood.detectors import LIVE
+from pipeline.ood.detectors.base import RelevanceDetector, RelevanceScore
 from pipeline.ood.nero import NeroScorer, NeroTerms
+from pipeline.ood.operating_point import threshold_for_rate
 from pipeline.ood.quality import quality_reasons
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,6 +36,7 @@ class Inference:
     probs: torch.Tensor            # N x C class probabilities
     terms: NeroTerms               # `terms.score` is the configured detector's score; the rest is NERO's
     quality: list[str | None]      # per frame: why it is unusable (pipeline.ood.quality), or None
+    relevance_score: RelevanceScore | None = None   # a relevance detector's split of `terms.score`
 
 
 @dataclass
@@ -39,9 +48,17 @@ class Bundle:
     classifier: FeatureClassifier
     preprocess: Preprocess
     artifact: Artifact
-    detector: str                         # the score the monitor alerts on: nero | relevance-knn
+    detector: str                         # the score the monitor alerts on (config key `detector`)
     threshold: float                      # of that detector
-    knn: RelevanceKNN | None = None       # set when the detector is relevance-knn
+    relevance_detector: RelevanceDetector | None = None   # None when the detector is NERO itself
+    alert_threshold: float | None = None   # the operating point for alert.false_alarms_per_hour, if calibrated
+    _mosaic: np.ndarray | None = field(default=None, repr=False)   # the bank's thumbnails, read when first needed
+
+    def alert_rule(self, alert: AlertConfig) -> AlertRule:
+        """A fresh alert rule for one stream: the configured hysteresis over the calibrated alert threshold
+        where there is one, else over the per-frame threshold."""
+        return AlertRule(self.threshold, alert.on_count, alert.window, alert.off_after, alert.smoothing,
+                         alert.smoothing_window, self.alert_threshold)
 
     @property
     def scorer(self) -> NeroScorer:
@@ -64,10 +81,49 @@ class Bundle:
             frames = [frame.to(self.device, non_blocking=True) for frame in frames]
         inputs = self.preprocess(frames)
         features, logits = self.classifier(inputs)
-        terms = self.scorer.terms(features.float())
-        if self.knn is not None:
-            terms.score = self.knn.score_relevance(terms.relevance)
-        return Inference(torch.softmax(logits.float(), dim=1), terms, quality_reasons(self.preprocess.pixels(inputs)))
+        features = features.float()
+        terms = self.scorer.terms(features)
+        split = None
+        if self.relevance_detector is not None:
+            split = self.relevance_detector.score_relevance(terms.relevance, features)
+            terms.score = split.score
+        return Inference(torch.softmax(logits.float(), dim=1), terms, quality_reasons(self.preprocess.pixels(inputs)),
+                         split)
+
+    def thumbnail(self, row: int) -> np.ndarray | None:
+        """The stored thumbnail of relevance-kNN bank row `row` (RGB), or None if the artifact has none."""
+        settings = self.artifact.manifest.get("thumbnails")
+        if settings is None:
+            return None
+        if self._mosaic is None:
+            self._mosaic = read_rgb(self.artifact.path / settings["file"])
+        return mosaic_tile(self._mosaic, row, settings["side"])
+
+
+def operating_point(settings: dict, alert: AlertConfig, artifact: Path) -> float | None:
+    """The alert threshold for the configured false-alarm rate from a detector's manifest entry; None (and a
+    warning) when the artifact was fitted without a calibration video, None when the rate is null."""
+    rate = alert.false_alarms_per_hour
+    if rate is None:
+        return None
+    table = settings.get("operating_points")
+    if table is None:
+        log.warning("artifact %s has no false-alarm calibration (fit it with --calibration-video): the alert "
+                    "counts frames over the per-frame threshold, and its false alarms per hour are unknown",
+                    artifact)
+        return None
+    for key in ("on_count", "window"):
+        if getattr(alert, key) != table[key]:
+            raise UserError(f"config key 'alert.{key}' is {getattr(alert, key)}, but the artifact's operating "
+                            f"points were calibrated for {table[key]}: set it back, refit with "
+                            "--calibration-video, or set alert.false_alarms_per_hour: null")
+    if alert.smoothing != "none":
+        raise UserError("config key 'alert.smoothing' must be none while alert.false_alarms_per_hour is set: "
+                        "the operating points were calibrated on unsmoothed scores")
+    try:
+        return threshold_for_rate(table["thresholds"], rate)
+    except ValueError as error:
+        raise UserError(f"config key 'alert.false_alarms_per_hour': {error}") from None
 
 
 def preprocess_settings(config: Config) -> dict:
@@ -104,9 +160,10 @@ def load_bundle(config: Config, device: str | None = None, index_backend: str = 
         raise UserError(f"config model.num_classes = {config.model.num_classes} but artifact {artifact.path} "
                         f"has {len(artifact.class_names)} classes")
     settings = detector_settings(artifact.manifest, config.detector, artifact.path)
+    alert_threshold = operating_point(settings, config.alert, artifact.path)
     scorer = artifact.scorer
-    knn = RelevanceKNN.load(artifact.path, settings, scorer.weight, scorer.bias) \
-        if config.detector == "relevance-knn" else None
+    detector = LIVE[config.detector].load(artifact.path, settings, scorer.weight, scorer.bias) \
+        if config.detector in LIVE else None
     classifier, preprocess, _ = configured_model(config, device)
     return Bundle(config.model.arch, device, classifier, preprocess, artifact, config.detector,
-                  float(settings["threshold"]), knn)
+                  float(settings["threshold"]), detector, alert_threshold)

@@ -1,14 +1,17 @@
-"""Batched feature extraction over image files, for fitting and offline scoring."""
+"""Batched feature extraction over image files and videos, for fitting and offline scoring."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
+from pipeline.errors import UserError
 from pipeline.media.images import read_rgb
+from pipeline.media.video import video_frames
 from pipeline.model.classifier import FeatureClassifier
 from pipeline.model.preprocess import Preprocess
 
@@ -32,4 +35,27 @@ def extract_features(
             features.append(batch_features.float().cpu())
             logits.append(batch_logits.float().cpu())
             bar.update(len(chunk))
+    return torch.cat(features), torch.cat(logits)
+
+
+@torch.no_grad()
+def extract_video_features(classifier: FeatureClassifier, preprocess: Preprocess, clip: Path, batch_size: int = 32,
+                           device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(features, logits) of every decoded frame of a video file, in decode order, as float32 CPU tensors."""
+    features, logits, batch = [], [], []
+
+    def flush() -> None:
+        batch_features, batch_logits = classifier(preprocess(torch.from_numpy(np.stack(batch)).to(device)))
+        features.append(batch_features.float().cpu())
+        logits.append(batch_logits.float().cpu())
+        batch.clear()
+
+    for frame in tqdm(video_frames(clip), desc=clip.name, unit="frame", leave=False, disable=None):
+        batch.append(frame.image)
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    if not features:
+        raise UserError(f"{clip} decodes to no frames")
     return torch.cat(features), torch.cat(logits)

@@ -9,19 +9,25 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from tqdm import tqdm
 
 from pipeline.config import Config
 from pipeline.errors import UserError
-from pipeline.media.images import image_folder
+from pipeline.media.images import image_folder, read_rgb, thumbnail, write_mosaic
+from pipeline.media.video import video_info
 from pipeline.model.artifact import save_artifact
 from pipeline.model.bundle import configured_model, preprocess_settings
 from pipeline.model.classifier import file_sha256
-from pipeline.model.features import extract_features
+from pipeline.model.features import extract_features, extract_video_features
 from pipeline.ood.alert import ID_QUANTILE, threshold_for
-from pipeline.ood.detectors.relevance_knn import ARTIFACT_K, RelevanceKNN, relevance_embedding
-from pipeline.ood.nero import DEFAULT_K, NeroScorer
+from pipeline.ood.detectors.base import FitData
+from pipeline.ood.detectors.relevance_ensemble import RelevanceEnsemble
+from pipeline.ood.nero import DEFAULT_K, NeroScorer, NeroTerms
+from pipeline.ood.operating_point import calibrate
 
 WEIGHTS_NAME = "model.safetensors"
+THUMBNAILS = "relevance_bank_thumbnails.jpg"   # one tile per bank row, in bank order (the explanation's)
+THUMBNAIL_SIDE = 48
 
 
 @dataclass
@@ -30,8 +36,19 @@ class FitReport:
     n_train: int
     n_val: int
     val_accuracy: float
+    detector: str                  # the config's live detector, which the next lines describe
     threshold: float
     val_flagged: float
+    operating_points: dict | None  # pipeline.ood.operating_point.Calibration.as_dict(), with a calibration video
+
+
+def live_scores(terms: NeroTerms, features: torch.Tensor, ensemble: RelevanceEnsemble) -> dict[str, np.ndarray]:
+    """Every live detector's scores of the same rows (NERO's pass already computed their relevance)."""
+    features = features.to(terms.relevance.device)
+    scores = {"nero": terms.score}
+    for detector in (ensemble.knn, ensemble.mahalanobis, ensemble):
+        scores[detector.name] = detector.score_relevance(terms.relevance, features).score
+    return {name: value.double().cpu().numpy() for name, value in scores.items()}
 
 
 def fit_artifact(
@@ -42,7 +59,9 @@ def fit_artifact(
     k: int = DEFAULT_K,
     n_components: int | None = None,
     batch_size: int = 32,
-    knn_k: int = ARTIFACT_K,
+    knn_k: int = 1,
+    knn_feature_weight: float = 0.5,
+    calibration_video: Path | None = None,
 ) -> FitReport:
     device = config.torch_device()
     train_paths, train_labels, classes = image_folder(train_dir)
@@ -54,7 +73,7 @@ def fit_artifact(
                         f"{config.model.num_classes}")
 
     classifier, preprocess, weights = configured_model(config, device)
-    train_features, _ = extract_features(classifier, preprocess, train_paths, batch_size, device, "train")
+    train_features, train_logits = extract_features(classifier, preprocess, train_paths, batch_size, device, "train")
     val_features, val_logits = extract_features(classifier, preprocess, val_paths, batch_size, device, "val")
     head = classifier.head
     try:
@@ -65,14 +84,31 @@ def fit_artifact(
     val_terms = scorer.terms(val_features)
     val_scores = val_terms.score.cpu().numpy()
     threshold = threshold_for(val_scores)
-    bank = relevance_embedding(scorer.terms(train_features).relevance)
-    knn = RelevanceKNN.from_bank(bank, knn_k, scorer.weight, scorer.bias)
-    knn_threshold = threshold_for(knn.score_relevance(val_terms.relevance).cpu().numpy())
+    ensemble = RelevanceEnsemble(knn_k, knn_feature_weight).fit(
+        FitData(train_features, train_logits, torch.tensor(train_labels), scorer.weight.cpu(), scorer.bias.cpu()))
+    ensemble.knn.ids = [path.relative_to(train_dir).with_suffix("").as_posix() for path in train_paths]
+    ensemble.knn.labels = torch.tensor(train_labels)
     val_accuracy = float((val_logits.argmax(1) == torch.tensor(val_labels)).float().mean())
+    video_live = {}
+    if calibration_video is not None:   # in-distribution video: the false-alarm operating points
+        video_features, _ = extract_video_features(classifier, preprocess, calibration_video, batch_size, device)
+        video_live = live_scores(scorer.terms(video_features), video_features, ensemble)
+        fps = video_info(calibration_video)["fps"] or 25.0
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    detectors = {"nero": {"threshold": threshold},
-                 "relevance-knn": {**knn.save(out_dir), "threshold": knn_threshold}}
+    write_mosaic(out_dir / THUMBNAILS, np.stack([thumbnail(read_rgb(path), THUMBNAIL_SIDE) for path in
+                                                 tqdm(train_paths, desc="thumbnails", leave=False, disable=None)]))
+    saved = ensemble.save(out_dir)
+    settings = {"nero": {}, "relevance-knn": saved["knn"], "relevance-mahalanobis": saved["mahalanobis"],
+                "relevance-ensemble": saved}
+    detectors = {}
+    val_live = live_scores(val_terms, val_features, ensemble)
+    for name, scores in val_live.items():
+        detectors[name] = {**settings[name], "threshold": threshold_for(scores)}
+        if video_live:
+            alert = config.alert
+            found = calibrate([video_live[name]], fps, alert.on_count, alert.window, alert.off_after)
+            detectors[name]["operating_points"] = {**found.as_dict(), "video": calibration_video.name}
     artifact_weights = out_dir / WEIGHTS_NAME
     if artifact_weights.resolve() != weights.resolve():
         shutil.copyfile(weights, artifact_weights)
@@ -89,6 +125,7 @@ def fit_artifact(
               "val_per_class": dict(zip(classes, np.bincount(val_labels).tolist(), strict=True))},
         validation={"accuracy": val_accuracy, "flagged": float((val_scores > threshold).mean())},
         detectors=detectors,
+        thumbnails={"file": THUMBNAILS, "side": THUMBNAIL_SIDE},
     )
     # Every setting of the config fitted with (alert, stream, publish...), pointed at the new artifact by
     # paths relative to the artifact folder, where this config lives: the folder can be moved as a whole.
@@ -99,5 +136,7 @@ def fit_artifact(
         "# Written by `nero fit`: the model and artifact that belong together. Use with --config.\n"
         "# Paths are relative to this folder.\n"
         + yaml.safe_dump(artifact_config, sort_keys=False))
-    return FitReport(out_dir, len(train_paths), len(val_paths), val_accuracy, threshold,
-                     float((val_scores > threshold).mean()))
+    chosen = detectors[config.detector]
+    return FitReport(out_dir, len(train_paths), len(val_paths), val_accuracy, config.detector,
+                     chosen["threshold"], float((val_live[config.detector] > chosen["threshold"]).mean()),
+                     chosen.get("operating_points"))

@@ -12,8 +12,12 @@ Per frame, in a stream's frame order:
   alerts from 10 to 3 per minute (it ignores single-frame spikes, which a mean spreads), a mean over 13
   frames brought relevance-kNN's to 2; it is off by default because that clip is the only video with
   per-frame truth, so the choice is not validated elsewhere;
-- hysteresis: the alert switches on once `on_count` of the last `window` frames were over the threshold,
-  and off again after `off_after` consecutive frames that were not.
+- hysteresis: the alert switches on once `on_count` of the last `window` frames were over the alert
+  threshold, and off again after `off_after` consecutive frames that were not. The alert threshold is the
+  operating point: the level that in-distribution video crosses `alert.false_alarms_per_hour` times an
+  hour (pipeline/ood/operating_point.py, calibrated by `nero fit --calibration-video`), or the per-frame
+  threshold where the artifact has no such calibration. A CUSUM over conformal p-values was tried as well
+  (docs/RESULTS.md): at equal false alarms on in-distribution video it alerted no sooner.
 
 `stages.alert.AlertStage` keeps one `AlertRule` per stream; `pipeline.evaluation.video` runs the same rule
 over a whole clip's scores.
@@ -108,11 +112,16 @@ class Hysteresis:
 
 
 class AlertRule:
-    """Threshold, optional smoothing and hysteresis for one stream of scores."""
+    """Threshold, optional smoothing and hysteresis for one stream of scores.
+
+    `alert_threshold` is the level the hysteresis counts frames over: the operating point for a false-alarm
+    rate where one is calibrated (pipeline/ood/operating_point.py), else the per-frame `threshold` itself.
+    """
 
     def __init__(self, threshold: float, on_count: int = 3, window: int = 5, off_after: int = 10,
-                 smoothing: str = "none", smoothing_window: int = 13) -> None:
+                 smoothing: str = "none", smoothing_window: int = 13, alert_threshold: float | None = None) -> None:
         self.threshold = threshold
+        self.alert_threshold = threshold if alert_threshold is None else alert_threshold
         self.smoother = Smoother(smoothing, smoothing_window)
         self.hysteresis = Hysteresis(on_count, window, off_after)
 
@@ -122,7 +131,7 @@ class AlertRule:
 
     def update(self, score: float, quality: str | None = None) -> Decision:
         """One frame: its score, and the quality guard's reason when the frame is unusable."""
-        smoothed_over = over_threshold(self.smoother.update(score), self.threshold)
+        smoothed_over = over_threshold(self.smoother.update(score), self.alert_threshold)
         changed = self.hysteresis.update(quality is not None or smoothed_over)
         reason = ood_reason(score, self.threshold, quality)
         return Decision(reason is not None, self.hysteresis.alert, changed, reason)

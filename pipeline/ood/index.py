@@ -84,11 +84,15 @@ class NeighbourIndex:
         self.bank = bank.float().contiguous()
         self._index = FlatIndex(self.bank, faiss.METRIC_L2) if _use_faiss(backend) else None
 
-    def kth_distance(self, queries: torch.Tensor, k: int) -> torch.Tensor:
+    def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(distances N x k, ascending, and bank rows N x k) of each query's k nearest, on its device."""
         queries = queries.float().contiguous()
         if self._index is None:
             bank = self.bank.to(queries.device)
-            chunks = queries.split(QUERY_CHUNK)
-            return torch.cat([torch.cdist(chunk, bank).kthvalue(k, dim=1).values for chunk in chunks])
-        squared, _ = self._index.search(queries, k)
-        return squared[:, k - 1].clamp_min(0).sqrt()
+            found = [torch.cdist(chunk, bank).topk(k, dim=1, largest=False) for chunk in queries.split(QUERY_CHUNK)]
+            return torch.cat([f.values for f in found]), torch.cat([f.indices for f in found])
+        squared, rows = self._index.search(queries, k)
+        return squared.clamp_min(0).sqrt(), rows
+
+    def kth_distance(self, queries: torch.Tensor, k: int) -> torch.Tensor:
+        return self.search(queries, k)[0][:, k - 1]

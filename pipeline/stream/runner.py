@@ -180,8 +180,7 @@ class Runner:
         sources = [self._thread(f"source-{spec.name}", self._read, spec, frames) for spec in self.streams]
         batcher: Batcher[Frame] = Batcher(stream.max_batch, stream.max_wait_ms / 1000.0)
         score = ScoreStage(self.bundle)
-        alert = AlertStage(self.bundle.threshold, alerting.on_count, alerting.window, alerting.off_after,
-                           alerting.smoothing, alerting.smoothing_window)
+        alert = AlertStage(lambda: self.bundle.alert_rule(alerting))
         opened = [spec.opened.info for spec in self.streams if spec.opened is not None]
         annotate = Annotator(self.options.annotate, opened[0]["fps"] if opened else None) \
             if self.options.annotate else None

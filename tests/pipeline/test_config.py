@@ -37,7 +37,7 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch)
         ("model: resnet18\n", "section 'model' must be a mapping"),
         ("preprocess:\n  mean: 0.5\n", "'preprocess.mean' must be a list"),
         ("device: tpu\n", "'device' must be auto, cpu or cuda"),
-        ("detector: vim\n", "'detector' must be one of nero, relevance-knn"),
+        ("detector: vim\n", "'detector' must be one of nero, relevance-knn, relevance-mahalanobis, relevance-ensemble"),
         ("model: [unclosed\n", "not valid YAML"),
         ("stream:\n  max_batch: 0\n", "'stream.max_batch' must be >= 1"),
         ("stream:\n  live_queue_size: 0\n", "'stream.live_queue_size' must be >= 1"),
@@ -60,3 +60,10 @@ def test_missing_file(tmp_path):
 def test_ints_accepted_for_floats(tmp_path):
     config = load_config(write(tmp_path, "stream:\n  max_wait_ms: 5\n"))
     assert config.stream.max_wait_ms == 5.0
+
+
+def test_live_detector_names_match_the_detectors_the_monitor_can_load():
+    from pipeline.config import LIVE_DETECTORS
+    from pipeline.ood.detectors import LIVE
+
+    assert ("nero", *LIVE) == LIVE_DETECTORS

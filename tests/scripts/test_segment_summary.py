@@ -1,4 +1,4 @@
-"""scripts/segment_summary.py: per-segment shares of flagged and alerting frames."""
+"""scripts/segment_summary.py: per-segment shares, delay per OOD segment, false alarms per minute."""
 
 import importlib.util
 import json
@@ -10,16 +10,21 @@ segment_summary = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(segment_summary)
 
 
-def test_shares_per_segment(tmp_path, capsys):
+def test_shares_delays_and_false_alarms(tmp_path, capsys):
     truth = tmp_path / "t.csv"
-    truth.write_text("frame,segment\n0,kvasir\n1,kvasir\n2,capsule\n3,capsule\n")
-    audit = tmp_path / "a.jsonl"
+    names = ["kvasir"] * 20 + ["capsule"] * 10 + ["kvasir"] * 20 + ["xray"] * 10
+    truth.write_text("frame,segment,ood\n" + "".join(f"{i},{n},{int(n != 'kvasir')}\n" for i, n in enumerate(names)))
+    alert = set(range(5, 8)) | set(range(22, 30))          # a false alarm at frame 5, capsule after 2 frames
     records = [{"type": "event", "event": "start"}] + [
-        {"type": "frame", "frame": i, "ood": i >= 2, "alert": i == 3} for i in range(4)]
+        {"type": "frame", "frame": i, "pts": i / 10, "ood": i in alert, "alert": i in alert} for i in range(60)]
+    audit = tmp_path / "a.jsonl"
     audit.write_text("".join(json.dumps(r) + "\n" for r in records))
-    assert segment_summary.summarise(audit, truth) == [("kvasir", 2, 0, 0), ("capsule", 2, 2, 1)]
     assert segment_summary.main([str(audit), str(truth)]) == 0
-    assert "capsule              2          100%       50%" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "capsule             10           80%       80%" in out
+    assert "capsule           2.0-  3.0 s: alert after 0.20 s" in out
+    assert "xray              5.0-  6.0 s: MISSED" in out
+    assert "false alarms on in-distribution video: 1 in 0.07 min (15.00 per minute), at 0.5 s" in out
 
 
 def test_missing_file_is_one_line(tmp_path, capsys):

@@ -15,7 +15,7 @@ def test_results_match_the_bundle_frame_by_frame(bundle, demo_frames):
     assert [r.pred for r in results] == [bundle.class_names[i] for i in probs.argmax(1).tolist()]
     torch.testing.assert_close(torch.tensor([r.prob for r in results]), probs.max(1).values)
     torch.testing.assert_close(torch.tensor([r.score for r in results]), terms.score)
-    assert [r.explain for r in results] == explain_batch(terms, bundle.scorer, bundle.class_names)
+    assert [r.explain for r in results] == explain_batch(inference, bundle)
 
 
 def test_frames_of_different_sizes_share_a_batch(bundle, demo_frames):

@@ -12,8 +12,9 @@ video_nero.png (frame AUROC, false alerts per minute and detection delay, raw an
 smoothing of the score).
 Features are cached (--cache), so a rerun costs no forward pass.
 
-Settings some detectors choose for themselves (nero-tuned, nero-kmeans, relevance-knn) are chosen on
-in-distribution data only: --id-val, or else a held-out share of --id-train, against synthetic outliers.
+Settings some detectors choose for themselves (nero-tuned, nero-kmeans, relevance-knn, relevance-ensemble)
+are chosen on in-distribution data only: --id-val, or else a held-out share of --id-train, against synthetic
+outliers.
 
 example (work/benchmark is built from ../shared/data by scripts/prepare_data.py, see docs/DATA.md):
   nero eval --id-train work/benchmark/ID/train --id-test work/benchmark/ID/val \\
@@ -51,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", metavar="FILE", type=Path,
                         help="also score every frame of this clip; needs CLIP.truth.csv (column ood = 0/1)")
     parser.add_argument("--detectors", metavar="NAMES", default="all",
-                        help="comma-separated detector names (default: all)")
+                        help="comma-separated detector names (default: all); `live`: the config's own live "
+                             "detector as its artifact holds it, with the monitor's thresholds")
     parser.add_argument("--cache", metavar="DIR", type=Path, default=DEFAULT_CACHE,
                         help="feature cache folder (default: ~/.cache/nero-monitor/features)")
     parser.add_argument("--batch-size", metavar="N", type=int, default=32)
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.evaluation.datasets import folder_set, ood_sets
     from pipeline.evaluation.metrics import ALL
     from pipeline.evaluation.report import write_report
-    from pipeline.evaluation.run import evaluate, known_detectors
+    from pipeline.evaluation.run import LIVE, evaluate, known_detectors
     from pipeline.evaluation.video import Video
 
     config = load_config(args.config)
@@ -77,8 +79,13 @@ def run(args: argparse.Namespace) -> int:
     device = config.torch_device()
     classifier, preprocess, model_key = model_for(config, device)
     cache = FeatureCache(args.cache, classifier, preprocess, model_key, device, args.batch_size)
+    live = None
+    if LIVE in detectors:
+        from pipeline.model.bundle import load_bundle
+
+        live = load_bundle(config, device)
     evaluation = evaluate(cache, classifier.head, train, test, oods, detectors, config.model.arch,
-                          validation, args.val_fraction, args.seed, video)
+                          validation, args.val_fraction, args.seed, video, live)
     written = write_report(evaluation, args.out)
     emit(f"ID test accuracy {evaluation.meta['id_test_accuracy']:.2f}% on {len(test.paths)} images; "
           f"{len(train.paths)} training images; OOD: "

@@ -4,9 +4,10 @@ For an image, or one frame of a video (--frame N, counted from 0 as `nero replay
 SECONDS), writes into --out:
   NAME_heatmap.png   the frame, and the frame in grey with the pixels that carry NERO's relevance in
                      yellow/red (full-network LRP from the head down to the pixels; blue = against)
-  NAME_neurons.png   the frame's neuron relevance against the nearest class centroid, the neurons deviating
-                     most marked: these are the neurons the alert message's `explain` field lists
-  NAME_score.png     score = (distance + lambda|R_b|) x rho, each term drawn against the alert threshold
+  NAME_neurons.png   which neurons carry the alerting score (the config's `detector`), the ones the alert
+                     message's `explain` field lists marked (NERO: relevance against the nearest centroid)
+  NAME_score.png     the alerting score split into its parts, against its threshold
+  NAME_neighbour.png the frame beside the nearest training window (relevance detectors)
   NAME.json          the same numbers, the `explain` field as an alert would carry it, and the heatmap's
                      relevance conservation check
 
@@ -80,11 +81,11 @@ def explain_frame(bundle: Bundle, frame: np.ndarray, out: Path, name: str, top: 
     from pipeline.ood.alert import ood_reason
 
     inference = bundle.infer([torch.from_numpy(frame)])
-    (explanation,) = explain_batch(inference.terms, bundle.scorer, bundle.class_names, top=top)
+    (explanation,) = explain_batch(inference, bundle, top=top)
     start = time.perf_counter()
     (heatmap,) = HeatmapExplainer(bundle.classifier, bundle.preprocess)([frame])
     heatmap_s = time.perf_counter() - start
-    facts = FrameFacts.of(bundle, inference.probs, inference.terms, 0, explanation)
+    facts = FrameFacts.of(bundle, inference, 0, explanation)
     paths = write_figures(out, name, frame, heatmap, facts)
     reason = ood_reason(facts.score, facts.threshold, inference.quality[0])
     record = {
@@ -126,9 +127,12 @@ def run(args: argparse.Namespace) -> int:
         frame, index = read_video_frame(source, args.frame, args.time)
         name = f"{source.stem}_f{index}"
     record = explain_frame(bundle, frame, args.out, name, args.top)
-    emit(f"{name}: {record['pred']} ({record['prob']:.0%}), score {record['score']:.4g} vs threshold "
-          f"{record['threshold']:.4g} -> {'OOD' if record['ood'] else 'in distribution'}; nearest centroid "
-          f"'{record['explain']['nearest']}'")
+    explanation = record["explain"]
+    nearest = (f"nearest training window {explanation['window']} ({explanation['nearest']})" if "window" in explanation
+               else f"nearest centroid '{explanation['nearest']}'" if "nearest" in explanation else "")
+    verdict = f"OOD ({record['reason']})" if record["reason"] else "in distribution"
+    emit(f"{name}: {record['pred']} ({record['prob']:.0%}), {record['detector']} score {record['score']:.4g} vs "
+         f"threshold {record['threshold']:.4g} -> {verdict}; {nearest}")
     heatmap = record["heatmap"]
     emit(f"heatmap in {heatmap['seconds']:.2f} s, conservation error {heatmap['conservation_error']:.1e}; "
           f"wrote {', '.join(record['figures'])} and {name}.json to {args.out}")

@@ -13,10 +13,13 @@ example (work/benchmark is built from ../shared/data by scripts/prepare_data.py,
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from pipeline.cli.console import emit
 from pipeline.errors import UserError
+
+log = logging.getLogger(__name__)
 
 HELP = "fit NERO centroids for a classifier on ImageFolder data"
 
@@ -34,25 +37,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="least-relevant neurons in rho (default: the reference's 175)")
     parser.add_argument("--n-components", metavar="N", type=int,
                         help="PCA size (default: int(2*D/3), as the reference)")
-    parser.add_argument("--knn-k", metavar="N", type=int,
-                        help="neighbour the relevance-kNN detector measures to (default: 1; `nero eval` reports "
-                             "the k its in-distribution validation chooses for your model: run.json, relevance-knn)")
+    parser.add_argument("--knn-k", metavar="N", type=int, default=1,
+                        help="neighbour the relevance-kNN part measures to (default: 1, as validation chose for the "
+                             "bundled model; `nero eval` reports the k its in-distribution validation chooses for "
+                             "yours: run.json, relevance-ensemble)")
+    parser.add_argument("--knn-feature-weight", metavar="W", type=float, default=0.5,
+                        help="share of the relevance-kNN distance given to the features, 0 <= W < 1 (default: 0.5, "
+                             "chosen the same way)")
+    parser.add_argument("--calibration-video", metavar="FILE", type=Path,
+                        help="in-distribution video (no OOD in it) that sets the operating points: the CUSUM limit "
+                             "for each false-alarm rate that config key alert.false_alarms_per_hour can ask for "
+                             "(scripts/make_demo_clip.py --calibration makes one from Kvasir-SEG)")
     parser.add_argument("--batch-size", metavar="N", type=int, default=32)
 
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.model.fit import fit_artifact
-    from pipeline.ood.detectors.relevance_knn import ARTIFACT_K
     from pipeline.ood.nero import DEFAULT_K
 
     config = load_config(args.config)
-    if args.knn_k is not None and args.knn_k < 1:
+    if args.knn_k < 1:
         raise UserError(f"--knn-k must be at least 1, got {args.knn_k}")
+    if args.calibration_video is not None and not args.calibration_video.is_file():
+        raise UserError(f"--calibration-video: no such file: {args.calibration_video}")
+    if not 0 <= args.knn_feature_weight < 1:
+        raise UserError(f"--knn-feature-weight must lie in [0, 1), got {args.knn_feature_weight}")
     report = fit_artifact(config, args.train, args.val, args.out, args.k or DEFAULT_K, args.n_components,
-                          args.batch_size, args.knn_k or ARTIFACT_K)
+                          args.batch_size, args.knn_k, args.knn_feature_weight, args.calibration_video)
     emit(f"fitted on {report.n_train} training images; validation accuracy {report.val_accuracy:.2%} "
           f"on {report.n_val} images")
-    emit(f"threshold {report.threshold:.4g} ({report.val_flagged:.1%} of validation images above it)")
+    emit(f"{report.detector} threshold {report.threshold:.4g} ({report.val_flagged:.1%} of validation images above "
+         "it)")
+    points = report.operating_points
+    if points is not None:
+        rate = f"{config.alert.false_alarms_per_hour:g}" if config.alert.false_alarms_per_hour else "1"
+        threshold = points["thresholds"].get(rate, points["thresholds"]["1"])
+        emit(f"operating point: {rate} false alarm(s) per hour -> alert threshold {threshold:.4g} ({points['rule']}); "
+             f"the {points['video_minutes']:.1f} min calibration video raised "
+             f"{points['observed_false_alarms'].get(rate, '?')} there")
+    else:
+        log.warning("no --calibration-video: the alert will count frames over the per-frame threshold, and its "
+                    "false alarms per hour are unknown")
     emit(f"wrote {report.artifact}  (use it with --config {report.artifact / 'config.yaml'})")
     return 0

@@ -1,7 +1,8 @@
 """OOD detectors behind one interface (`base.Detector`: fit, score; higher = more OOD), by name.
 
 `PUBLISHED` is the NERO paper's comparison, in its table order; `EXTRA` adds baselines it did not run;
-`EXTENSIONS` are our NERO variants, each choosing its settings on in-distribution validation data.
+`EXTENSIONS` are our NERO variants, each choosing its settings on in-distribution validation data; `LIVE`
+those of them the monitor can alert on.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pipeline.ood.detectors.ash import ASH
-from pipeline.ood.detectors.base import AnyDetector, Detector, FitData, InputDetector, Validation
+from pipeline.ood.detectors.base import AnyDetector, Detector, FitData, InputDetector, RelevanceDetector, Validation
 from pipeline.ood.detectors.energy import Energy
 from pipeline.ood.detectors.entropy import Entropy
 from pipeline.ood.detectors.gen import GEN
@@ -23,13 +24,15 @@ from pipeline.ood.detectors.nero import Nero
 from pipeline.ood.detectors.nero_kmeans import NeroKMeans
 from pipeline.ood.detectors.odin import ODIN
 from pipeline.ood.detectors.react import ReAct
+from pipeline.ood.detectors.relevance_ensemble import RelevanceEnsemble
 from pipeline.ood.detectors.relevance_knn import RelevanceKNN
+from pipeline.ood.detectors.relevance_mahalanobis import RelevanceMahalanobis
 from pipeline.ood.detectors.tuned import Tuned
 from pipeline.ood.detectors.vim import ViM
 from pipeline.ood.nero import DEFAULT_K
 
-__all__ = ["AnyDetector", "Detector", "FitData", "InputDetector", "Validation", "DETECTORS", "PUBLISHED",
-           "EXTRA", "EXTENSIONS", "build_detector"]
+__all__ = ["AnyDetector", "Detector", "RelevanceDetector", "FitData", "InputDetector", "Validation", "DETECTORS",
+           "PUBLISHED", "EXTRA", "EXTENSIONS", "LIVE", "build_detector"]
 
 
 def _nero_grid(data: FitData) -> list[dict[str, object]]:
@@ -49,8 +52,21 @@ def _nero_kmeans() -> Tuned:
     return Tuned("nero-kmeans", NeroKMeans, lambda data: [{"clusters": m} for m in (2, 4, 8, 16)])
 
 
+# Relevance alone (0) up to mostly features (0.75); the feature share is what validation trades against.
+FEATURE_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
+NEIGHBOURS = (1, 5, 10, 20, 50)
+
+
+def _knn_grid(data: FitData) -> list[dict[str, object]]:
+    return [{"k": k, "feature_weight": w} for w in FEATURE_WEIGHTS for k in NEIGHBOURS]
+
+
 def _relevance_knn() -> Tuned:
-    return Tuned("relevance-knn", RelevanceKNN, lambda data: [{"k": k} for k in (1, 5, 10, 20, 50)])
+    return Tuned("relevance-knn", RelevanceKNN, _knn_grid)
+
+
+def _relevance_ensemble() -> Tuned:
+    return Tuned("relevance-ensemble", RelevanceEnsemble, _knn_grid)
 
 
 DETECTORS: dict[str, Callable[[], AnyDetector]] = {
@@ -58,11 +74,16 @@ DETECTORS: dict[str, Callable[[], AnyDetector]] = {
     "mahalanobis": Mahalanobis, "vim": ViM, "neco": NECO, "react": ReAct, "gradnorm": GradNorm, "nero": Nero,
     "knn": KNN, "ash": ASH, "gen": GEN,
     "nero-tuned": _nero_tuned, "nero-kmeans": _nero_kmeans, "relevance-knn": _relevance_knn,
+    "relevance-mahalanobis": RelevanceMahalanobis, "relevance-ensemble": _relevance_ensemble,
 }
 PUBLISHED = ("msp", "odin", "energy", "entropy", "maxlogit", "mahalanobis", "vim", "neco", "react",
              "gradnorm", "nero")
 EXTRA = ("knn", "ash", "gen")
-EXTENSIONS = ("nero-tuned", "nero-kmeans", "relevance-knn")
+# The relevance detectors the live monitor can alert on (besides NERO): `nero fit` stores them in the artifact.
+LIVE: dict[str, type[RelevanceDetector]] = {
+    "relevance-knn": RelevanceKNN, "relevance-mahalanobis": RelevanceMahalanobis,
+    "relevance-ensemble": RelevanceEnsemble}
+EXTENSIONS = ("nero-tuned", "nero-kmeans", "relevance-knn", "relevance-mahalanobis", "relevance-ensemble")
 
 # The NERO reference runs NECO without the max-logit factor on ResNet-18 only.
 ARCH_SETTINGS: dict[str, dict[str, Callable[[], AnyDetector]]] = {

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import ClassVar
 
 import torch
 from torch import nn
+
+from pipeline.ood.nero import relevance
 
 
 @dataclass
@@ -73,6 +76,51 @@ class Detector(ABC):
     def params(self) -> dict[str, object]:
         """Hyperparameters worth reporting next to the results (chosen ones included)."""
         return {}
+
+
+@dataclass
+class RelevanceScore:
+    """A live detector's score of a batch, split over the feature neurons so that the alert can say why.
+
+    `neurons` rows sum to `score` (each detector's docstring gives its split); `parts` are the calibrated
+    parts of a combined score; `nearest` names the training row nearest each frame, where the detector has
+    one (the explanation shows that training window).
+    """
+
+    score: torch.Tensor                        # N, higher = more OOD
+    neurons: torch.Tensor                      # N x D: each neuron's share of the score (signed)
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)   # name -> N
+    nearest: torch.Tensor | None = None        # N: bank row of the nearest training window
+
+
+class RelevanceDetector(Detector):
+    """A detector the live monitor can alert on: it scores NERO's relevance vectors, which the monitor computes
+    once per frame for all scores, and it is stored in the artifact (`save`, `load`)."""
+
+    def fit(self, data: FitData) -> RelevanceDetector:
+        self.weight, self.bias = data.weight.float(), data.bias.float()
+        return self
+
+    def score(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        full = relevance(features.float(), self.weight.to(features.device), self.bias.to(features.device))
+        return self.score_relevance(full, features).score
+
+    @abstractmethod
+    def score_relevance(self, relevance_full: torch.Tensor, features: torch.Tensor) -> RelevanceScore:
+        """N x (D+1) NERO relevance (neurons, then bias) and N x D features -> the score and its split."""
+
+    def window(self, row: int) -> tuple[str, int] | None:
+        """(name, class index) of the training window at `RelevanceScore.nearest` row `row`, where known."""
+        return None
+
+    @abstractmethod
+    def save(self, directory: Path) -> dict:
+        """Write the fitted state into an artifact folder; returns its manifest entry."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: Path, settings: dict, weight: torch.Tensor, bias: torch.Tensor) -> RelevanceDetector:
+        """The detector `save` wrote, for a classifier head (weight C x D, bias C) on the head's device."""
 
 
 class InputDetector(ABC):

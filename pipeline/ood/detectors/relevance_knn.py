@@ -1,72 +1,116 @@
-"""Relevance kNN: score = the distance from a frame's L2-normalised neuron relevance vector R(a) (bias
-excluded, as NERO's distance term) to its k-th nearest normalised training relevance vector.
+"""Relevance kNN: score = the distance from a frame's embedding e to the k-th nearest training embedding,
 
-An extension of NERO (Chhetri et al., MICCAI 2025) in the manner of deep-nearest-neighbour OOD detection
-(Sun et al., ICML 2022): instead of one centroid per class, the whole training set of relevance vectors is
-the reference, so multi-modal classes need no clustering. For unit vectors the Euclidean distance ranks
-exactly as the cosine distance (||u - v||^2 = 2 - 2 cos). Same FAISS index as `knn`.
+    e = [ sqrt(1 - w) * R(a) / ||R(a)||,  sqrt(w) * a / ||a|| ]     (w = feature_weight, 0 <= w < 1)
 
-The one implementation for `nero eval` and the live monitor: `nero fit` stores the training bank in the
-artifact (fp16, `save`), the monitor loads it (`load`) and scores the relevance vectors NERO's pass has
-already computed (`score_relevance`), so a frame's relevance is computed once for both scores. k = 1 in the
-artifact: chosen on in-distribution validation for the bundled model (docs/RESULTS.md).
+with R(a) NERO's neuron relevance at the feature layer (bias excluded, as NERO's distance term) and a the
+penultimate features. w = 0 is pure relevance; w > 0 adds the feature evidence of deep-kNN (Sun et al., ICML
+2022). e is a unit vector, and the squared distance to the k-th neighbour e' splits exactly over neurons:
+score^2 = sum_i (1 - w)(r_i - r'_i)^2 + w (z_i - z'_i)^2, so neuron i's share of the score is its term / score.
+An extension of NERO (Chhetri et al., MICCAI 2025): instead of one centroid per class, the whole training
+set is the reference, so multi-modal classes need no clustering.
+
+`nero fit` stores the bank in the artifact (fp16) with each row's training window name and class, so the
+explanation can show the nearest training window. k and w are chosen on in-distribution validation against
+synthetic outliers (`Tuned`, docs/RESULTS.md).
 """
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from pipeline.errors import UserError
-from pipeline.ood.detectors.base import FitData
-from pipeline.ood.detectors.knn import KNN
+from pipeline.ood.detectors.base import FitData, RelevanceDetector, RelevanceScore
 from pipeline.ood.index import NeighbourIndex
 from pipeline.ood.nero import relevance
 
 BANK_FILE = "relevance_bank.safetensors"
-ARTIFACT_K = 1
 
 
-def relevance_embedding(relevance_full: torch.Tensor) -> torch.Tensor:
-    """N x (D+1) relevance (neurons, then bias) -> N x D unit vectors of the neuron relevance."""
-    return F.normalize(relevance_full[:, :-1].float(), dim=1)
+def relevance_embedding(relevance_full: torch.Tensor, features: torch.Tensor,
+                        feature_weight: float = 0.0) -> torch.Tensor:
+    """N x (D+1) relevance (neurons, then bias) and N x D features -> N x D unit vectors of the relevance
+    (w = 0) or N x 2D unit vectors of relevance and features weighted by w."""
+    neurons = F.normalize(relevance_full[:, :-1].float(), dim=1)
+    if feature_weight == 0:
+        return neurons
+    return torch.cat([math.sqrt(1 - feature_weight) * neurons,
+                      math.sqrt(feature_weight) * F.normalize(features.float(), dim=1)], dim=1)
 
 
-class RelevanceKNN(KNN):
+class RelevanceKNN(RelevanceDetector):
     name = "relevance-knn"
 
+    def __init__(self, k: int = 1, feature_weight: float = 0.0) -> None:
+        if k < 1 or not 0 <= feature_weight < 1:
+            raise ValueError(f"relevance-knn needs k >= 1 and 0 <= feature_weight < 1, got {k}, {feature_weight}")
+        self.k = k
+        self.feature_weight = float(feature_weight)
+        self.ids: list[str] | None = None          # bank rows' training window names, when fitted by `nero fit`
+        self.labels: torch.Tensor | None = None    # and their classes
+
     def fit(self, data: FitData) -> RelevanceKNN:
-        self.weight, self.bias = data.weight.float(), data.bias.float()
-        return super().fit(data)
+        super().fit(data)
+        embedding = relevance_embedding(relevance(data.features.float(), self.weight.to(data.features.device),
+                                                  self.bias.to(data.features.device)),
+                                        data.features, self.feature_weight)
+        return self._with_bank(embedding)
 
-    def embed(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        weight, bias = self.weight.to(features.device), self.bias.to(features.device)
-        return relevance_embedding(relevance(features.float(), weight, bias))
+    def _with_bank(self, bank: torch.Tensor) -> RelevanceKNN:
+        self.k = min(self.k, len(bank))
+        self.index = NeighbourIndex(bank.half().float())   # fp16, as the artifact stores it: fit = serve
+        return self
 
-    def score_relevance(self, relevance_full: torch.Tensor) -> torch.Tensor:
-        """The score of rows whose NERO relevance (N x (D+1)) is already computed."""
-        return self.index.kth_distance(relevance_embedding(relevance_full), self.k)
+    def score_relevance(self, relevance_full: torch.Tensor, features: torch.Tensor) -> RelevanceScore:
+        embedding = relevance_embedding(relevance_full, features, self.feature_weight)
+        distances, rows = self.index.search(embedding, self.k)
+        score = distances[:, -1]
+        squared = (embedding - self.index.bank.to(embedding.device).index_select(0, rows[:, -1])) ** 2
+        dim = relevance_full.shape[1] - 1
+        per_neuron = squared[:, :dim] + squared[:, dim:] if squared.shape[1] > dim else squared
+        neurons = per_neuron / score.clamp_min(torch.finfo(score.dtype).tiny).unsqueeze(1)
+        return RelevanceScore(score, neurons, {}, rows[:, 0])
+
+    def params(self) -> dict[str, object]:
+        return {"k": self.k, "feature_weight": self.feature_weight}
+
+    def window(self, row: int) -> tuple[str, int] | None:
+        if self.ids is None or self.labels is None:
+            return None
+        return self.ids[row], int(self.labels[row])
 
     @classmethod
-    def from_bank(cls, bank: torch.Tensor, k: int, weight: torch.Tensor, bias: torch.Tensor) -> RelevanceKNN:
-        """A detector over unit relevance vectors rounded to fp16 as the artifact stores them, so fit and
-        serve see the same bank; `weight` and `bias` are the classifier's head."""
-        detector = cls(k=min(k, len(bank)))
+    def from_bank(cls, bank: torch.Tensor, k: int, weight: torch.Tensor, bias: torch.Tensor,
+                  feature_weight: float = 0.0, ids: list[str] | None = None,
+                  labels: torch.Tensor | None = None) -> RelevanceKNN:
+        """A detector over a bank of embeddings (`relevance_embedding` of the training rows); `ids` and
+        `labels` name each row's training window and its class, for the explanation."""
+        detector = cls(k, feature_weight)
         detector.weight, detector.bias = weight.float(), bias.float()
-        detector.index = NeighbourIndex(bank.half().float())
-        return detector
+        detector.ids, detector.labels = ids, None if labels is None else labels.long()
+        return detector._with_bank(bank)
 
     def save(self, directory: Path) -> dict:
-        """Write the bank into an artifact folder; returns the manifest entry (threshold added by the caller)."""
-        save_file({"bank": self.index.bank.half().cpu().contiguous()}, str(directory / BANK_FILE))
-        return {"k": self.k, "bank": BANK_FILE}
+        tensors = {"bank": self.index.bank.half().cpu().contiguous()}
+        if self.labels is not None:
+            tensors["labels"] = self.labels.cpu().to(torch.int32).contiguous()
+        save_file(tensors, str(directory / BANK_FILE), metadata={"ids": json.dumps(self.ids)} if self.ids else None)
+        return {"k": self.k, "feature_weight": self.feature_weight, "bank": BANK_FILE}
 
     @classmethod
     def load(cls, directory: Path, settings: dict, weight: torch.Tensor, bias: torch.Tensor) -> RelevanceKNN:
         path = directory / settings["bank"]
         if not path.is_file():
             raise UserError(f"artifact {directory} has no {settings['bank']}; refit it with `nero fit`")
-        return cls.from_bank(load_file(str(path))["bank"].to(weight.device), settings["k"], weight, bias)
+        with safe_open(str(path), "pt", device=str(weight.device)) as file:
+            metadata = file.metadata() or {}
+            tensors = {name: file.get_tensor(name) for name in file.keys()}   # noqa: SIM118 (not a dict)
+        ids = json.loads(metadata["ids"]) if "ids" in metadata else None
+        return cls.from_bank(tensors["bank"], settings["k"], weight, bias, settings.get("feature_weight", 0.0),
+                             ids, tensors.get("labels"))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pipeline.config import AlertConfig
-from pipeline.evaluation.video import runs, smoothed, video_metrics
+from pipeline.evaluation.video import smoothed, video_metrics
+from pipeline.ood.truth import Truth
 
 
 def test_smoothing_is_causal_and_uses_only_the_frames_seen_so_far():
@@ -22,10 +23,6 @@ def test_smoothing_is_causal_and_uses_only_the_frames_seen_so_far():
     assert smoothed(scores, "none") is scores
 
 
-def test_runs_of_true():
-    assert runs(np.array([0, 1, 1, 0, 0, 1, 0, 1], dtype=bool)) == [(1, 3), (5, 6), (7, 8)]
-
-
 def test_video_metrics_count_alerts_through_the_monitor_hysteresis():
     fps = 10.0
     truth = np.zeros(1200, dtype=bool)                      # 2 minutes, two OOD segments
@@ -33,7 +30,8 @@ def test_video_metrics_count_alerts_through_the_monitor_hysteresis():
     scores = np.zeros(1200)
     scores[310:340] = 1.0                                    # first segment: flagged from its 11th frame
     scores[600:603] = 1.0                                    # a 3-frame blip on in-distribution video
-    metrics = video_metrics(scores, truth, 0.5, fps, AlertConfig(on_count=3, window=5, off_after=10))
+    metrics = video_metrics(scores, Truth(truth, ["x"] * len(truth)), 0.5, fps,
+                            AlertConfig(on_count=3, window=5, off_after=10))
     assert metrics["missed_segments"] == 1 and metrics["segments"] == 2
     assert metrics["mean_delay_s"] == pytest.approx(1.2)         # frames 310..312 switch it on at 312
     assert metrics["false_alerts_per_min"] == pytest.approx(1 / (1110 / fps / 60))

@@ -1,5 +1,7 @@
-"""The per-frame `explain` field: consistent with the score, JSON-ready, and cheap next to the score stage."""
+"""The per-frame `explain` field: it explains the score that alerts, is JSON-ready, and is cheap next to the
+score stage."""
 
+import dataclasses
 import json
 import math
 import statistics
@@ -10,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.explain.field import explain_batch
+from pipeline.explain.field import explain_batch, explain_nero
 from pipeline.media.images import list_images, read_rgb
+from pipeline.model.bundle import load_bundle
 
 FIXTURES = Path(__file__).resolve().parents[2] / "data"
 
@@ -25,9 +28,37 @@ def frames() -> list[torch.Tensor]:
     return [torch.from_numpy(read_rgb(path)) for path in paths]
 
 
+@pytest.fixture(scope="module")
+def ensemble_bundle(monitor_config):
+    """The bundled artifact alerting on relevance-ensemble, whose score has two parts."""
+    return load_bundle(dataclasses.replace(monitor_config, detector="relevance-ensemble"))
+
+
+@pytest.mark.parametrize("which", ["bundle", "ensemble_bundle"])
+def test_relevance_explanation_adds_up_to_the_alerting_score(which, frames, request):
+    bundle = request.getfixturevalue(which)
+    inference = bundle.infer(frames)
+    explanations = explain_batch(inference, bundle, top=5)
+    assert all(json.loads(json.dumps(e, allow_nan=False)) == e for e in explanations)   # JSON-ready
+    split = inference.relevance_score
+    torch.testing.assert_close(split.neurons.sum(dim=1), inference.terms.score, rtol=1e-3, atol=1e-3)
+    if bundle.detector == "relevance-ensemble":
+        torch.testing.assert_close(sum(split.parts.values()) / 2, inference.terms.score)
+    for i, explanation in enumerate(explanations):
+        shares = split.neurons[i].abs()
+        assert sorted(n for n, _ in explanation["neurons"]) == sorted(torch.topk(shares, 5).indices.tolist())
+        parts = {"relevance-knn", "relevance-mahalanobis"} if bundle.detector == "relevance-ensemble" else None
+        assert set(explanation.get("parts", {})) == (parts or set())
+        # the nearest training window is a real one, with its class and stored thumbnail
+        name, label = bundle.relevance_detector.window(explanation["window_row"])
+        assert explanation["window"] == name and explanation["nearest"] == bundle.class_names[label]
+        assert explanation["window"].split("/")[0] in bundle.class_names
+        assert bundle.thumbnail(explanation["window_row"]).shape == (48, 48, 3)
+
+
 def test_explanation_matches_the_score_terms(bundle, frames):
     terms = bundle.infer(frames).terms
-    explanations = explain_batch(terms, bundle.scorer, bundle.class_names, top=5)
+    explanations = explain_nero(terms, bundle.scorer, bundle.class_names, top=5)
     assert all(json.loads(json.dumps(e, allow_nan=False)) == e for e in explanations)   # JSON-ready
     assert torch.isfinite(terms.score).all(), f"scores not finite (artifact lambda {bundle.scorer.lam})"
 
@@ -61,7 +92,7 @@ def test_nearest_centroid_is_the_one_the_distance_was_measured_to(bundle, frames
     projected = (terms.relevance[:, :scorer.feature_dim] - scorer.pca_mean) @ scorer.pca_components.T
     to_each = torch.cdist(projected.double(), scorer.centroids.double(), p=1)
     assert torch.equal(to_each.argmin(dim=1), terms.nearest.long())
-    for explanation, distances in zip(explain_batch(terms, scorer, bundle.class_names), to_each, strict=True):
+    for explanation, distances in zip(explain_nero(terms, scorer, bundle.class_names), to_each, strict=True):
         assert explanation["distance"] == pytest.approx(float(distances.min()), rel=1e-4)
 
 
@@ -81,11 +112,12 @@ def test_explanation_adds_under_5_percent_to_the_score_stage(bundle, frames):
     @torch.no_grad()
     def score_stage():
         features, _ = bundle.classifier(inputs)
-        return bundle.scorer.terms(features)
+        terms = bundle.scorer.terms(features)
+        return terms, bundle.relevance_detector.score_relevance(terms.relevance, features)
 
-    terms = score_stage()
+    inference = bundle.infer(frames)
     stage = median_seconds(score_stage)
-    explain = median_seconds(lambda: explain_batch(terms, bundle.scorer, bundle.class_names))
+    explain = median_seconds(lambda: explain_batch(inference, bundle))
     share = explain / stage
     print(f"\nscore stage {stage * 1e3:.1f} ms / 16 frames, explanation {explain * 1e3:.3f} ms ({share:.2%})")
     assert math.isfinite(share) and share < 0.05

@@ -7,6 +7,7 @@ import pytest
 from pipeline.config import AlertConfig
 from pipeline.evaluation.video import smoothed, video_metrics
 from pipeline.ood.alert import AlertRule, threshold_for
+from pipeline.ood.truth import Truth
 from stages.alert import AlertStage
 
 
@@ -85,7 +86,7 @@ def test_live_and_offline_smooth_and_alert_alike_on_one_series(kind):
     truth[200:260] = True
     settings = AlertConfig(on_count=3, window=5, off_after=10, smoothing=kind, smoothing_window=13)
     threshold = threshold_for(scores[:150])
-    live = AlertStage(threshold, settings.on_count, settings.window, settings.off_after, kind, 13)
+    live = AlertStage(lambda: AlertRule(threshold, settings.on_count, settings.window, settings.off_after, kind, 13))
     live_alert = np.array([live("cam", score).alert for score in scores.tolist()])
 
     offline = smoothed(scores, "none" if kind == "none" else f"{kind}13")
@@ -95,7 +96,7 @@ def test_live_and_offline_smooth_and_alert_alike_on_one_series(kind):
     assert live_alert[200:260].any() and not live_alert[:190].all()
 
     onsets = np.flatnonzero(np.diff(np.r_[0, live_alert.astype(int)]) == 1)
-    metrics = video_metrics(offline, truth, threshold, 25.0, settings)
+    metrics = video_metrics(offline, Truth(truth, ["x"] * len(truth)), threshold, 25.0, settings)
     false_onsets = sum(not truth[i] for i in onsets)
     assert metrics["false_alerts_per_min"] == pytest.approx(false_onsets / ((~truth).sum() / 25.0 / 60.0))
 
@@ -107,3 +108,10 @@ def test_an_unusable_frame_is_ood_with_its_reason_whatever_its_score():
     assert [(d.ood, d.reason) for d in decisions] == [(True, "quality:dark"), (True, "quality:dark"),
                                                       (True, "score"), (False, None)]
     assert [d.alert for d in decisions] == [False, True, True, True]   # a covered lens raises the alert too
+
+
+def test_the_alert_counts_frames_over_the_alert_threshold_while_ood_stays_per_frame():
+    rule = AlertRule(threshold=1.0, on_count=2, window=3, off_after=2, alert_threshold=3.0)
+    decisions = [rule.update(score) for score in (2.0, 2.0, 2.0, 4.0, 4.0, 0.5, 0.5)]
+    assert [d.ood for d in decisions] == [True] * 5 + [False] * 2        # over the per-frame threshold
+    assert [d.alert for d in decisions] == [False, False, False, False, True, True, False]

@@ -38,7 +38,8 @@ def config(bundle, monitor_config, demo_frames, tmp_path_factory) -> Path:
     (artifact / "manifest.json").write_text(json.dumps(manifest))
     model = dataclasses.asdict(settings.model) | {"weights": str(settings.resolve(settings.model.weights))}
     document = {"model": model, "preprocess": dataclasses.asdict(settings.preprocess),
-                "artifact": str(artifact), "device": "cpu", "detector": settings.detector}
+                "artifact": str(artifact), "device": "cpu", "detector": settings.detector,
+                "alert": {"false_alarms_per_hour": None}}   # the alert follows the per-frame threshold
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
@@ -64,14 +65,15 @@ def read_png(path: Path) -> np.ndarray:
     return image
 
 
-def test_image_gets_three_pictures_and_the_alert_explanation(config, bundle, tmp_path, capsys):
+def test_image_gets_four_pictures_and_the_alert_explanation(config, bundle, tmp_path, capsys):
     image = list_images(FIXTURES / "OOD" / "capsule")[0]
     assert explain(config, image, "--out", tmp_path) == 0
 
     record = json.loads((tmp_path / f"{image.stem}.json").read_text())
-    for name in ("heatmap", "neurons", "score"):
+    assert record["detector"] == bundle.detector and record["figures"][-1] == f"{image.stem}_neighbour.png"
+    for name in ("heatmap", "neurons", "score", "neighbour"):
         height, width = read_png(tmp_path / f"{image.stem}_{name}.png").shape[:2]
-        assert width >= 800 and height >= 300
+        assert width >= 700 and height >= 300
     # the explanation is the one the monitor's score stage puts into the alert message for this frame
     (expected,) = ScoreStage(bundle)([read_rgb(image)])
     assert record["explain"] == expected.explain
@@ -103,7 +105,23 @@ def test_report_for_a_replay(config, short_clip, audit, tmp_path, capsys):
     for interval in intervals:   # each interval's peak frame is named, with its rescored score
         assert f"frame {interval.peak['frame']}," in page
     images = re.findall(r'src="data:image/(png|jpeg);base64,', page)
-    assert len(images) == len(intervals) + 1        # everything inlined: the page stands alone
+    # everything inlined, the page stands alone: timeline, peak thumbnails, nearest training windows
+    assert len(images) == 1 + 2 * len(intervals)
+    assert "FALSE ALARM" not in page and "ground truth" not in page     # no truth beside this video
+
+
+def test_report_with_the_truth_marks_false_alarms_and_delays(config, short_clip, audit, demo_clip, tmp_path):
+    """With VIDEO.truth.csv beside the video, intervals are judged and each OOD segment gets its delay."""
+    video = shutil.copy(short_clip, tmp_path / "short.mp4")
+    rows = demo_clip.with_suffix(".truth.csv").read_text().splitlines()
+    (tmp_path / "short.truth.csv").write_text("\n".join([rows[0], *rows[1::30][:60]]) + "\n")  # as demo_frames
+    assert explain(config, audit, "--video", video, "--out", tmp_path / "report") == 0
+    page = (tmp_path / "report" / "report.html").read_text()
+    intervals = alert_intervals(read_audit(audit))
+    assert page.count("FALSE ALARM") + page.count("true alert") == len(intervals)
+    for segment in ("laparoscopic", "capsule", "chest-xray"):
+        assert re.search(rf"{segment} (MISSED|\d+\.\d\d s)", page), segment
+    assert "per minute of in-distribution video" in page
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -2,11 +2,19 @@
 
 import json
 import shutil
+from pathlib import Path
 
+import cv2
 import pytest
 import yaml
 
 from pipeline.cli import main
+from pipeline.config import load_config
+from pipeline.errors import UserError
+from pipeline.media.images import list_images, read_rgb
+from pipeline.model.bundle import load_bundle
+
+FIXTURES = Path(__file__).resolve().parents[3] / "data"
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +107,44 @@ def test_knn_k_must_be_positive(small_benchmark, resnet_config, tmp_path, capsys
     assert main(["fit", "--config", str(resnet_config), "--train", str(small_benchmark / "ID" / "train"),
                  "--val", str(small_benchmark / "ID" / "val"), "--out", str(tmp_path / "a"), "--knn-k", "0"]) == 2
     assert "--knn-k must be at least 1" in capsys.readouterr().err and not (tmp_path / "a").exists()
+
+
+@pytest.fixture(scope="module")
+def calibration_clip(tmp_path_factory, make_clip):
+    """In-distribution video: 96 s at 5 fps of slow pans across the fixture's Kvasir-SEG validation frames."""
+    frames = []
+    images = [read_rgb(path) for path in list_images(FIXTURES / "kvasir-seg" / "val" / "images")]
+    per_image = 480 // len(images)
+    for image in images:
+        side = min(image.shape[:2]) // 2
+        for step in range(per_image):
+            x = step * (image.shape[1] - side) // per_image
+            frames.append(cv2.resize(image[:side, x:x + side], (128, 128), interpolation=cv2.INTER_AREA))
+    return make_clip(tmp_path_factory.mktemp("calibration") / "calibration.mp4", frames, fps=5)
+
+
+def test_fit_with_a_calibration_video_sets_operating_points(small_benchmark, resnet_config, calibration_clip,
+                                                            tmp_path, capsys):
+    out = tmp_path / "calibrated"
+    assert main(["fit", "--config", str(resnet_config), "--train", str(small_benchmark / "ID" / "train"),
+                 "--val", str(small_benchmark / "ID" / "val"), "--out", str(out), "--n-components", "8",
+                 "--calibration-video", str(calibration_clip)]) == 0
+    assert "operating point: 1 false alarm(s) per hour -> alert threshold" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    for name, entry in manifest["detectors"].items():
+        points = entry["operating_points"]
+        assert points["video"] == "calibration.mp4" and points["chunks"] == 24, name
+        thresholds = [points["thresholds"][rate] for rate in ("0.5", "1", "10", "120")]
+        assert thresholds == sorted(thresholds, reverse=True), name   # fewer false alarms: a higher bar
+    bundle = load_bundle(load_config(out / "config.yaml"))
+    assert bundle.alert_threshold == pytest.approx(manifest["detectors"]["relevance-knn"]["operating_points"]
+                                                   ["thresholds"]["1"])
+    # a rate the calibration does not cover, and a rule it was not calibrated for, are refused by key
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    for change, key in (({"false_alarms_per_hour": 1000}, "alert.false_alarms_per_hour"),
+                        ({"on_count": 2}, "alert.on_count")):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(yaml.safe_dump({**config, "alert": {**config["alert"], **change}, "artifact": str(out),
+                                       "model": {**config["model"], "weights": str(out / "model.safetensors")}}))
+        with pytest.raises(UserError, match=key):
+            load_bundle(load_config(bad))

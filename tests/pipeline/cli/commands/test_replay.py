@@ -5,7 +5,6 @@ The end-to-end test replays the whole bundled demo clip: every frame gives exact
 the OOD segments raise alerts while most in-distribution frames do not.
 """
 
-import csv
 import json
 import os
 import socket
@@ -13,9 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.cli import main
+from pipeline.ood.truth import AlertOutcome, Truth
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -74,25 +75,24 @@ def test_every_frame_once_in_order_and_the_subscriber_got_the_audit(demo_run):
     assert "1875 frames in" in replay.stdout and "end_to_end" in replay.stdout and "fps" in replay.stdout
 
 
-def test_ood_segments_are_flagged_and_in_distribution_mostly_quiet(demo_run, demo_clip):
-    """What a user of the demo must see: alerts in every OOD segment, none on most in-distribution frames.
+def test_no_false_alarm_on_the_kvasir_frames_and_the_ood_segments_flagged(demo_run, demo_clip):
+    """What a user of the demo must see, at the bundled operating point (1 false alarm per hour).
 
-    Measured with the bundled default (LP-FT EfficientNet-Lite0, relevance-kNN k = 20; 2026-12-01): alert on
-    12% of the laparoscopic frames (it turns on 4.4 s into that segment), 78% of the capsule frames, 98% of the
-    chest X-ray frames and 1% of the Kvasir-SEG frames.
+    Measured with the bundled default (relevance-kNN k = 1, feature weight 0.5, alert threshold 0.927 for 1
+    false alarm per hour; 2026-12-02): no false alarm in the minute of Kvasir-SEG video; chest X-ray alerted
+    after 0.08 s, capsule after 1.08 s; the laparoscopic segment is flagged frame by frame (65% of its frames
+    over the per-frame threshold) but never raises the alert at this operating point: a loss, docs/RESULTS.md.
     """
-    with open(demo_clip.with_suffix(".truth.csv")) as table:
-        truth = list(csv.DictReader(table))
-    frames = [m for m in read_jsonl(demo_run["folder"] / "audit.jsonl") if m["type"] == "frame"]
-    segments: dict[str, list[bool]] = {}
-    for row, message in zip(truth, frames, strict=True):
-        segments.setdefault(row["segment"], []).append(message["alert"])
-    share = {name: sum(alerts) / len(alerts) for name, alerts in segments.items()}
-    assert share["kvasir"] < 0.2, f"alert on {share['kvasir']:.0%} of the in-distribution frames"
-    for name in ("laparoscopic", "capsule", "chest-xray"):
-        assert share[name] > share["kvasir"], f"{name}: alert on {share[name]:.0%} of its frames"
-    ood = [alert for name in ("laparoscopic", "capsule", "chest-xray") for alert in segments[name]]
-    assert sum(ood) / len(ood) > 2 * share["kvasir"]
+    records = [m for m in read_jsonl(demo_run["folder"] / "audit.jsonl") if m["type"] == "frame"]
+    truth = Truth.read(demo_clip.with_suffix(".truth.csv")).at([record["frame"] for record in records])
+    outcome = AlertOutcome.of(np.array([record["alert"] for record in records]), truth, 25.0)
+    assert outcome.false_alarms == []
+    delays = {segment.name: segment.delay_s for segment in outcome.segments}
+    assert delays["chest-xray"] is not None and delays["chest-xray"] <= 0.5
+    assert delays["capsule"] is not None and delays["capsule"] <= 2.0
+    flagged = {name: np.mean([r["ood"] for r, n in zip(records, truth.segments, strict=True) if n == name])
+               for name in ("kvasir", "laparoscopic", "capsule", "chest-xray")}
+    assert flagged["kvasir"] < 0.05 and min(flagged[name] for name in ("laparoscopic", "capsule", "chest-xray")) > 0.5
 
 
 def test_annotated_video_and_metrics_file(short_clip, monitor_config_file, tmp_path, capsys):
