@@ -127,7 +127,7 @@ def timeline_png(records: list[dict], intervals: list[Interval], threshold: floa
     detector = records[0].get("detector", "nero")
     figure = Figure(figsize=(12, 4.4 if truth is not None else 3.6), dpi=100, layout="constrained")
     if truth is not None:
-        axis, band = figure.subplots(2, 1, sharex=True, height_ratios=[5, 1])
+        axis, band = figure.subplots(2, 1, sharex=True, height_ratios=[5, 1.3])
     else:
         axis, band = figure.subplots(), None
     for interval in intervals:
@@ -153,8 +153,8 @@ def timeline_png(records: list[dict], intervals: list[Interval], threshold: floa
         if shown.size:
             axis.set_ylim(min(shown.min(), threshold) / 1.5, max(shown.max(), threshold) * 2)
     axis.set_ylabel(f"{detector} score" + (" (log)" if detector == "nero" else ""))
-    axis.legend(loc="upper right", fontsize=9)
-    axis.set_title("score per frame; shaded: alert on (after smoothing); numbers: the intervals below",
+    axis.legend(loc="best", fontsize=9)
+    axis.set_title("score per frame; shaded: alert on (after the alert rule); numbers: the intervals below",
                    fontsize=10)
     if band is not None and truth is not None and outcome is not None:
         _truth_band(band, records, truth, outcome)
@@ -172,9 +172,9 @@ def _truth_band(band, records: list[dict], truth: Truth, outcome: AlertOutcome) 
         begin, finish = times[segment.start], times[segment.end - 1]
         missed = segment.delay_s is None
         band.axvspan(begin, finish, color="#c00000" if missed else "#555555", alpha=0.8, linewidth=0)
-        label = f"{segment.name}: MISSED" if missed else f"{segment.name}: +{segment.delay_s:.2f} s"
-        band.text((begin + finish) / 2, 0.5, label, ha="center", va="center", fontsize=7, color="white",
-                  clip_on=True)
+        label = f"{segment.name}\nMISSED" if missed else f"{segment.name}\n+{segment.delay_s:.2f} s"
+        band.text((begin + finish) / 2, 0.5, label, ha="center", va="center", fontsize=6.5, color="white",
+                  clip_on=True, linespacing=1.1)
     for row in outcome.false_alarms:
         band.axvline(times[row], color="#ff2020", linewidth=2)
     band.set_yticks([])
