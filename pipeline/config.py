@@ -185,6 +185,23 @@ _BOUNDS = (
 )
 
 
+def endpoint_problem(endpoint: str) -> str | None:
+    """What is wrong with a ZeroMQ endpoint to bind, or None: tcp://HOST:PORT (PORT 1-65535, or * for a free
+    one), ipc://PATH or inproc://NAME. ZeroMQ itself takes a port out of range silently (it bound 34463 for
+    99999)."""
+    transport, separator, address = endpoint.partition("://")
+    if not separator or transport not in ("tcp", "ipc", "inproc") or not address:
+        return "expected tcp://HOST:PORT (or ipc://PATH, inproc://NAME)"
+    if transport != "tcp":
+        return None
+    host, colon, port = address.rpartition(":")
+    if not colon or not host:
+        return "expected tcp://HOST:PORT"
+    if port != "*" and not (port.isdigit() and 1 <= int(port) <= 65535):
+        return f"port {port!r} is not a number from 1 to 65535 (or * for a free one)"
+    return None
+
+
 def validate(config: Config) -> Config:
     """Check the values (types are checked on load), naming the key of the first wrong one."""
     for key, minimum, inclusive in _BOUNDS:
@@ -197,6 +214,9 @@ def validate(config: Config) -> Config:
     if rate is not None and not rate > 0:
         raise UserError(f"config key 'alert.false_alarms_per_hour' must be > 0 (or null for the hysteresis rule), "
                         f"got {rate!r}")
+    problem = endpoint_problem(config.publish.endpoint)
+    if problem:
+        raise UserError(f"config key 'publish.endpoint' ({config.publish.endpoint!r}): {problem}")
     if config.alert.on_count > config.alert.window:
         raise UserError(f"config key 'alert.on_count' ({config.alert.on_count}) must not exceed 'alert.window' "
                         f"({config.alert.window}): the alert counts frames over the threshold within that window")

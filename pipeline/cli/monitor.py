@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.cli.console import emit
+from pipeline.config import endpoint_problem
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
@@ -29,7 +31,34 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "tcp://127.0.0.1:5556; use tcp://0.0.0.0:PORT to serve other machines)")
     parser.add_argument("--jsonl", type=Path, metavar="FILE",
                         help="audit file: every frame and event message, one JSON object per line")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace an existing --jsonl audit file")
+    existing.add_argument("--append", action="store_true", help="add to an existing --jsonl audit file")
     parser.add_argument("--metrics-json", type=Path, metavar="FILE", help="write the run's figures here")
+
+
+def check_outputs(args: argparse.Namespace, audit: Path | None, *files: Path | None) -> None:
+    """Before anything loads or is written: the audit is never replaced unasked, and every output file's
+    folder exists and can be written (a run must not fail on its last step, or lose its figures)."""
+    if args.publish is not None:
+        problem = endpoint_problem(args.publish)
+        if problem:
+            raise UserError(f"--publish {args.publish}: {problem}")
+    if (args.overwrite or args.append) and audit is None:
+        raise UserError(f"--{'overwrite' if args.overwrite else 'append'} applies to the --jsonl audit file, "
+                        "and none was given")
+    if audit is not None and audit.exists() and not (args.overwrite or args.append):
+        raise UserError(f"the audit file {audit} exists: pass --overwrite to replace it or --append to add to it")
+    for path in (audit, *files):
+        if path is None:
+            continue
+        folder = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise UserError(f"{path} is a folder, not a file")
+        if not folder.is_dir():
+            raise UserError(f"cannot write {path}: no folder {folder}")
+        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise UserError(f"cannot write {path}: permission denied")
 
 
 def execute(runner: Runner, metrics_json: Path | None = None) -> int:

@@ -59,7 +59,7 @@ from pipeline.stream.report import RunReport
 from pipeline.stream.state import StreamStates
 from stages.alert import AlertStage
 from stages.annotate import Annotator
-from stages.audit import AuditLog
+from stages.audit import AuditError, AuditLog
 from stages.batcher import Batcher
 from stages.pace import Pacer
 from stages.publish import Publisher
@@ -105,6 +105,7 @@ class RunOptions:
     live: bool = False
     endpoint: str | None = None            # None: the settings' publish.endpoint
     jsonl: Path | None = None
+    append: bool = False                   # add to an existing audit file instead of starting a new one
     annotate: Path | None = None
     realtime: bool = False
     wait_subscribers: int = 0
@@ -146,7 +147,7 @@ class Runner:
         publish = self.settings.publish
         self.publisher = Publisher(options.endpoint or publish.endpoint, publish.high_water_mark,
                                    lossless=not options.live)
-        self.audit = AuditLog(options.jsonl) if options.jsonl else None
+        self.audit = AuditLog(options.jsonl, options.append) if options.jsonl else None
         self.metrics = Metrics()
         self.errors: list[str] = []
         self.unsent = 0
@@ -375,8 +376,24 @@ class Runner:
         """Audit, then ZeroMQ."""
         line = messages.encode(message)
         if self.audit:
-            self.audit.write(line)
+            try:
+                self.audit.write(line)
+            except AuditError as error:
+                if not self.options.live:
+                    raise               # a replay's audit is its product: stop, with the file whole so far
+                self._lose_audit(error)
         self._send_parts([messages.topic_of(message).encode(), line.encode()])
+
+    def _lose_audit(self, error: AuditError) -> None:
+        """Live: alerting matters more than its record. Go on without the audit, and say so once, on stderr,
+        on every stream's event topic and in the run's errors (the exit status)."""
+        self.audit.close()
+        self.audit = None
+        log.error("%s; live alerts go on without an audit", error)
+        self.errors.append(str(error))
+        for stream in self._states.streams:
+            event = self._states.event(stream, "error", time.time(), message=f"audit stopped: {error}")
+            self._send_parts([messages.topic_of(event).encode(), messages.encode(event).encode()])
 
     def _send_explained(self, explained: deque[ExplainResult]) -> None:
         """Heatmaps the worker finished, sent from this thread because the socket is not thread-safe."""

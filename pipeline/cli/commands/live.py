@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.cli.monitor import add_run_arguments, execute
+from pipeline.cli.monitor import add_run_arguments, check_outputs, execute
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
@@ -71,10 +71,13 @@ def run(args: argparse.Namespace) -> int:
         if spec.kind == "file" and not Path(spec.source).is_file():
             raise UserError(f"no such video file: {spec.source}")
         # A camera that is unplugged later is reconnected; a device path that never existed is a typo.
-        if spec.kind == "device" and spec.source.startswith("/dev/") and not Path(spec.source).exists():
-            raise UserError(f"no such capture device: {spec.source}")
+        device = spec.source.removeprefix("v4l2://")
+        if spec.kind == "device" and device.startswith("/dev/") and not Path(device).exists():
+            raise UserError(f"no such capture device: {device}")
+    check_outputs(args, args.jsonl, args.metrics_json)
     config = load_config(args.config)
-    options = RunOptions(live=True, endpoint=args.publish, jsonl=args.jsonl, explain=args.explain)
+    options = RunOptions(live=True, endpoint=args.publish, jsonl=args.jsonl, append=args.append,
+                         explain=args.explain)
     runner = Runner(load_bundle(config), specs, options, RunSettings.of(config))
     names = ", ".join(f"{spec.name} ({source_kind(spec.source)})" for spec in specs)
     heatmaps = " (heatmaps on explain.<stream>)" if args.explain else ""

@@ -17,7 +17,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.cli.monitor import add_run_arguments, execute
+from pipeline.cli.monitor import add_run_arguments, check_outputs, execute
 from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,14 @@ def run(args: argparse.Namespace) -> int:
     if args.report and source_kind(args.source) != "file":
         raise UserError("--report needs a video file: it reads the frames of each alert again afterwards")
     audit = args.jsonl or (args.report / "audit.jsonl" if args.report else None)
-    if audit:
-        audit.parent.mkdir(parents=True, exist_ok=True)
+    if args.report and not args.jsonl:
+        args.report.mkdir(parents=True, exist_ok=True)
+    check_outputs(args, audit, args.metrics_json, args.annotate)
     # Opened before the model loads, so a bad path or URL fails at once.
     opened = open_source(args.source, name, config.stream.hwaccel, config.stream.read_timeout_s)
     bundle = load_bundle(config)
     runner = Runner(bundle, [StreamSpec(name, args.source, opened)], RunOptions(
-        endpoint=args.publish, jsonl=audit, annotate=args.annotate, realtime=args.realtime,
+        endpoint=args.publish, jsonl=audit, append=args.append, annotate=args.annotate, realtime=args.realtime,
         wait_subscribers=args.wait_subscribers, progress=args.progress), RunSettings.of(config))
     log.info("replaying %s as stream '%s', publishing on %s", args.source, name, runner.endpoint)
     code = execute(runner, args.metrics_json)
