@@ -8,13 +8,16 @@
 Every frame message carries its stream's `seq` (+1 per message from 0). The subscriber checks it: a jump is a
 gap (the publisher dropped messages for this subscriber because it lagged, or the network lost them), recorded
 in `gaps` and passed to `on_gap`. The first message of a stream sets the count, so a subscriber that joins
-late starts from the current sequence without reporting a gap; a sequence that goes back means the monitor
-restarted.
+late starts from the current sequence without reporting a gap. A monitor that restarted (a `start` event for
+a stream already seen, or its sequence going back) is recorded in `restarts` and passed to `on_restart`; the
+count starts again. `lag_s(message)` is how long ago the monitor published it (both clocks are the hosts').
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -35,12 +38,28 @@ class Gap:
         return self.received - self.expected
 
 
+def check_host(endpoint: str) -> None:
+    """A tcp:// host that does not resolve is a typo, not a monitor still starting: ZeroMQ would retry it
+    forever without a word."""
+    transport, _, address = endpoint.partition("://")
+    host = address.rpartition(":")[0].strip("[]")
+    if transport != "tcp" or host in ("", "*"):
+        return
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        raise UserError(f"cannot reach {endpoint}: no host named {host!r}") from None
+
+
 class AlertSubscriber:
     def __init__(self, endpoint: str, topics: Iterable[str] = ("",), high_water_mark: int = 100_000,
-                 on_gap: Callable[[Gap], None] | None = None) -> None:
+                 on_gap: Callable[[Gap], None] | None = None,
+                 on_restart: Callable[[str], None] | None = None) -> None:
         self.endpoint = endpoint
-        self.on_gap = on_gap
+        check_host(endpoint)
+        self.on_gap, self.on_restart = on_gap, on_restart
         self.gaps: list[Gap] = []
+        self.restarts: list[str] = []   # stream names, once per restart seen
         self.last_seq: dict[str, int] = {}
         self.last_payload = b""   # the raw JSON of the latest message, as published
         self.last_topic = ""
@@ -67,10 +86,26 @@ class AlertSubscriber:
             message["png"] = attachments[0]
         if message.get("type") == "frame":
             self._check_sequence(message["stream"], message["seq"])
+        elif message.get("event") == "start" and message["stream"] in self.last_seq:
+            self._restarted(message["stream"])
         return message
+
+    @staticmethod
+    def lag_s(message: dict[str, Any]) -> float:
+        """Seconds since the monitor published `message` (frames: t_publish; events and heartbeats: t)."""
+        return time.time() - message.get("t_publish", message.get("t", time.time()))
+
+    def _restarted(self, stream: str) -> None:
+        self.restarts.append(stream)
+        del self.last_seq[stream]
+        if self.on_restart is not None:
+            self.on_restart(stream)
 
     def _check_sequence(self, stream: str, seq: int) -> None:
         last = self.last_seq.get(stream)
+        if last is not None and seq <= last:   # its start event was missed: the sequence went back
+            self._restarted(stream)
+            last = None
         if last is not None and seq > last + 1:
             gap = Gap(stream, last + 1, seq)
             self.gaps.append(gap)

@@ -4,7 +4,11 @@ Prints one line per event (stream start and stop, alert on and off, reconnection
 a stream's sequence numbers (messages the subscriber missed). --jsonl writes every received JSON object, one
 per line, exactly as published. Stops after --count alerts, after --timeout seconds in which nothing arrived
 (heartbeats count: a running monitor sends one every second, so silence means it has stopped), or on Ctrl-C.
-The silence is counted from the first message: a subscriber started before its monitor waits for it.
+The silence is counted from the first message: a subscriber started before its monitor waits for it (and
+says so after WAIT_NOTICE_S). While it runs it reports, on stderr, what an operator must know: the monitor
+restarted (a stream's `start` again, or its sequence going back), fell silent (no message, not even a
+heartbeat, for --silence seconds) or came back, and messages arriving late (more than --max-lag seconds
+after they were published: this subscriber or its network lags).
 
 example:
   nero subscribe tcp://127.0.0.1:5556 --topic alert. --topic event. --jsonl received.jsonl --timeout 5
@@ -38,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, metavar="N", help="exit after N alerts (alert_on events)")
     parser.add_argument("--timeout", type=float, metavar="S",
                         help="exit after S seconds in which nothing arrived (counted from the first message)")
+    parser.add_argument("--silence", type=float, metavar="S", default=3.0,
+                        help="warn when nothing arrived for S seconds (heartbeats come every second; default 3)")
+    parser.add_argument("--max-lag", type=float, metavar="S", default=2.0,
+                        help="warn when messages arrive more than S seconds after they were published (default 2)")
 
 
 def describe(message: dict[str, Any]) -> str | None:
@@ -69,26 +77,77 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+WAIT_NOTICE_S = 2.0
+
+
+class Watch:
+    """Silence and lag, as an operator is told of them: once when they start, once when they end."""
+
+    def __init__(self, silence_s: float, max_lag_s: float) -> None:
+        self.silence_s, self.max_lag_s = silence_s, max_lag_s
+        self.last_arrival: float | None = None
+        self.silent = self.lagging = False
+
+    def arrived(self, lag_s: float) -> None:
+        now = time.monotonic()
+        if self.silent:
+            log.warning("monitor back after %.1f s of silence", now - self.last_arrival)
+        self.silent, self.last_arrival = False, now
+        if lag_s > self.max_lag_s and not self.lagging:
+            log.warning("messages arrive %.1f s after they were published (more than --max-lag %g s): this "
+                        "subscriber or its network lags", lag_s, self.max_lag_s)
+        elif self.lagging and lag_s <= self.max_lag_s:
+            log.warning("caught up: messages arrive %.1f s after they were published", lag_s)
+        self.lagging = lag_s > self.max_lag_s
+
+    def waited(self, endpoint: str) -> None:
+        """Nothing arrived within one poll."""
+        if self.last_arrival is None:
+            return
+        quiet = time.monotonic() - self.last_arrival
+        if quiet >= self.silence_s and not self.silent:
+            self.silent = True
+            log.warning("monitor silent: nothing from %s for %.1f s, not even a heartbeat", endpoint, quiet)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1 or args.timeout is not None and args.timeout <= 0:
         raise UserError("--count and --timeout must be positive")
+    if args.silence <= 0 or args.max_lag <= 0:
+        raise UserError("--silence and --max-lag must be positive")
 
     def on_gap(gap: Gap) -> None:
         log.warning("[%s] gap: %d message(s) missed (seq %d..%d)", gap.stream, gap.missing, gap.expected,
                     gap.received - 1)
 
+    def on_restart(stream: str) -> None:
+        log.warning("[%s] the monitor restarted: its sequence starts again", stream)
+
     received = alerts = 0
+    watch = Watch(args.silence, args.max_lag)
+    started = time.monotonic()
     previous = signal.signal(signal.SIGTERM, _interrupt)
     with ExitStack() as stack:
         stack.callback(signal.signal, signal.SIGTERM, previous)
-        subscriber = stack.enter_context(AlertSubscriber(args.endpoint, args.topic or [""], on_gap=on_gap))
+        subscriber = stack.enter_context(AlertSubscriber(args.endpoint, args.topic or [""], on_gap=on_gap,
+                                                         on_restart=on_restart))
         out = stack.enter_context(args.jsonl.open("w", encoding="utf-8", buffering=1)) if args.jsonl else None
+        told_waiting = False
         try:
             while args.count is None or alerts < args.count:
-                message = subscriber.receive(args.timeout if received else None)
+                poll = min(args.silence, WAIT_NOTICE_S, args.timeout or WAIT_NOTICE_S)
+                message = subscriber.receive(poll)
                 if message is None:
-                    break
+                    watch.waited(args.endpoint)
+                    if not received and not told_waiting and time.monotonic() - started >= WAIT_NOTICE_S:
+                        log.info("waiting for a monitor at %s (nothing received yet)", args.endpoint)
+                        told_waiting = True
+                    if received and args.timeout is not None and \
+                            time.monotonic() - watch.last_arrival >= args.timeout:
+                        break
+                    continue
                 received += 1
+                watch.arrived(subscriber.lag_s(message))
                 if out is not None:
                     out.write(subscriber.last_payload.decode() + "\n")
                 line = describe(message)
