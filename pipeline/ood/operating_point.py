@@ -12,7 +12,8 @@ in a chunk when the chunk's largest q_t is over it. So
 Minutes of video cannot show a rate of one per hour (900 chunks an hour, one calibration clip of 11 minutes
 has 170), so the survival function's tail is extrapolated the standard way (peaks over threshold): the
 TAIL_SHARE largest chunk maxima are fitted with a generalised Pareto distribution (scipy), and rates beyond
-the empirical range come from that fit. What the calibration video lacks it cannot know: the rate holds for
+the empirical range come from that fit, never below what the video itself shows (at most rate x its hours
+of its chunks over the threshold). What the calibration video lacks it cannot know: the rate holds for
 normal video like it, and docs/RESULTS.md reports what other in-distribution video did.
 
 Chunks are independent draws only roughly (pans of the same frame look alike, a chunk boundary can split an
@@ -84,13 +85,20 @@ def calibrate(videos: list[np.ndarray], fps: float, on_count: int, window: int, 
     shape, _, scale = genpareto.fit(maxima[-tail_size:] - level, floc=0.0)
     above = tail_size / len(maxima)
     per_hour = 3600.0 / CHUNK_S
+    hours = len(maxima) / per_hour
     thresholds = {}
     for rate in rates:
         share = rate / per_hour                     # of chunks allowed over the threshold
         if share >= above:
-            thresholds[rate] = float(np.quantile(maxima, 1.0 - share))
+            threshold = float(np.quantile(maxima, 1.0 - share))
         else:
-            thresholds[rate] = level + float(genpareto.isf(share / above, shape, loc=0.0, scale=scale))
+            threshold = level + float(genpareto.isf(share / above, shape, loc=0.0, scale=scale))
+        # Never promise fewer false alarms than the calibration video itself raised: at most rate x its
+        # hours of its chunks may lie over the threshold (a fitted tail can end below its largest point).
+        seen = int(rate * hours)
+        if seen < len(maxima):
+            threshold = max(threshold, float(np.nextafter(maxima[-seen - 1], np.inf)))
+        thresholds[rate] = threshold
     observed = {}
     for rate, threshold in thresholds.items():
         count = 0

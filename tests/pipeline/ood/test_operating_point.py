@@ -55,3 +55,11 @@ def test_threshold_for_rate_interpolates_in_log_rate_and_refuses_outside_the_tab
     assert threshold_for_rate(table, 10 ** 0.5) == pytest.approx(15.0)
     with pytest.raises(ValueError, match="0.1 to 10"):
         threshold_for_rate(table, 100.0)
+
+
+def test_never_fewer_false_alarms_promised_than_the_calibration_video_raised():
+    rng = np.random.default_rng(3)
+    scores = video_like(rng, round(12 * 60 * FPS))            # 12 minutes: 0.2 h
+    scores[5000:5010] = 8.0                                   # one odd stretch far beyond the fitted tail
+    found = calibrate([scores], FPS, 3, 5, 10, rates=(1.0, 4.0))
+    assert found.thresholds[1.0] > 8.0 and found.observed_false_alarms[1.0] == 0    # 1/h x 0.2 h: none
