@@ -3,6 +3,12 @@ and synthetic outliers only (the rule the bundled default's detector was chosen 
 optionally what it does on a clip with truth.
 
     python scripts/operating_points.py --val work/benchmark/ID/val [--video scripts/demo/clip.mp4]
+    python scripts/operating_points.py --val work/benchmark/ID/val --grid work/benchmark/ID/train \
+        --calibration-video work/calibration/calibration.mp4
+
+With --grid TRAIN: relevance-kNN's k and feature weight w, each setting fitted on TRAIN and calibrated on
+--calibration-video, judged by the share of synthetic outliers over its alert threshold for 1 false alarm
+per hour: the rule the bundled default's k and w were chosen by (`nero fit --knn-k K --knn-feature-weight W`).
 
 For each detector the artifact holds (with `nero fit --calibration-video` operating points) and each
 false-alarm rate: the alert threshold, the share of synthetic outliers (jigsaw and channel-rotated copies of
@@ -32,9 +38,43 @@ from pipeline.model.bundle import load_bundle  # noqa: E402
 from pipeline.model.features import extract_features, extract_video_features  # noqa: E402
 from pipeline.model.fit import live_scores  # noqa: E402
 from pipeline.ood.alert import AlertRule  # noqa: E402
+from pipeline.ood.detectors.base import FitData  # noqa: E402
+from pipeline.ood.detectors.relevance_knn import RelevanceKNN  # noqa: E402
+from pipeline.ood.operating_point import calibrate  # noqa: E402
 from pipeline.ood.truth import AlertOutcome, Truth, truth_path  # noqa: E402
 
 RATES = ("1", "5", "10", "30", "120")
+GRID_K = (1, 5, 20, 50)
+GRID_W = (0.0, 0.25, 0.5, 0.75)
+
+
+def synthetic_features(bundle, paths: list[Path]) -> torch.Tensor:
+    return torch.cat([extract_features(Transformed(bundle.classifier, transform), bundle.preprocess, paths)[0]
+                      for transform in OUTLIER_TRANSFORMS.values()])
+
+
+def knn_scores(detector: RelevanceKNN, rows: torch.Tensor, data: FitData) -> np.ndarray:
+    return detector.score(rows, rows @ data.weight.T + data.bias).double().numpy()
+
+
+def grid(bundle, config, train: Path, val: Path, calibration_video: Path) -> None:
+    """relevance-kNN settings judged at the operating point of 1 false alarm per hour."""
+    train_paths, labels, _ = image_folder(train)
+    train_features, _ = extract_features(bundle.classifier, bundle.preprocess, train_paths)
+    outliers = synthetic_features(bundle, image_folder(val)[0])
+    video, _ = extract_video_features(bundle.classifier, bundle.preprocess, calibration_video)
+    fps = video_info(calibration_video)["fps"] or 25.0
+    weight, bias = bundle.scorer.weight, bundle.scorer.bias
+    data = FitData(train_features, train_features @ weight.T + bias, torch.tensor(labels), weight, bias)
+    alert = config.alert
+    print("| k | feature weight | alert threshold (1 per hour) | synthetic outliers over it |\n|---|---|---|---|")
+    for feature_weight in GRID_W:
+        for k in GRID_K:
+            detector = RelevanceKNN(k, feature_weight).fit(data)
+            threshold = calibrate([knn_scores(detector, video, data)], fps, alert.on_count, alert.window,
+                                  alert.off_after, rates=(1.0,)).thresholds[1.0]
+            caught = np.mean(knn_scores(detector, outliers, data) > threshold)
+            print(f"| {k} | {feature_weight} | {threshold:.4g} | {caught:.1%} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,16 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="config naming the model and artifact (default: the bundled one)")
     parser.add_argument("--val", type=Path, required=True, help="in-distribution ImageFolder (synthetic outliers)")
     parser.add_argument("--video", type=Path, help="a clip with VIDEO.truth.csv beside it")
+    parser.add_argument("--grid", metavar="TRAIN", type=Path, help="judge relevance-kNN settings fitted on TRAIN")
+    parser.add_argument("--calibration-video", type=Path, help="with --grid: in-distribution video")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     bundle = load_bundle(dataclasses.replace(config, detector="relevance-ensemble"))   # holds every part
-    paths, _, _ = image_folder(args.val)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    synthetic: dict[str, list[np.ndarray]] = {}
-    for transform in OUTLIER_TRANSFORMS.values():
-        features, _ = extract_features(Transformed(bundle.classifier, transform), bundle.preprocess, paths)
-        for name, scores in live_scores(bundle.scorer.terms(features), features, bundle.relevance_detector).items():
-            synthetic.setdefault(name, []).append(scores)
+    if args.grid is not None:
+        if args.calibration_video is None:
+            raise UserError("--grid needs --calibration-video")
+        grid(bundle, config, args.grid, args.val, args.calibration_video)
+        return 0
+    features = synthetic_features(bundle, image_folder(args.val)[0])
+    synthetic = live_scores(bundle.scorer.terms(features), features, bundle.relevance_detector)
     video, truth, fps = None, None, 25.0
     if args.video is not None:
         features, _ = extract_video_features(bundle.classifier, bundle.preprocess, args.video)
@@ -65,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         points = entry.get("operating_points")
         if points is None:
             raise UserError(f"{name} has no operating points: fit with --calibration-video")
-        caught = np.concatenate(synthetic[name])
+        caught = synthetic[name]
         for rate in RATES:
             threshold = points["thresholds"][rate]
             row = f"| {name} | {rate} | {threshold:.4g} | {np.mean(caught > threshold):.1%} |"

@@ -59,8 +59,8 @@ def fit_artifact(
     k: int = DEFAULT_K,
     n_components: int | None = None,
     batch_size: int = 32,
-    knn_k: int = 1,
-    knn_feature_weight: float = 0.5,
+    knn_k: int = 20,
+    knn_feature_weight: float = 0.75,
     calibration_video: Path | None = None,
 ) -> FitReport:
     device = config.torch_device()

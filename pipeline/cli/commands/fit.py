@@ -37,13 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="least-relevant neurons in rho (default: the reference's 175)")
     parser.add_argument("--n-components", metavar="N", type=int,
                         help="PCA size (default: int(2*D/3), as the reference)")
-    parser.add_argument("--knn-k", metavar="N", type=int, default=1,
-                        help="neighbour the relevance-kNN part measures to (default: 1, as validation chose for the "
-                             "bundled model; `nero eval` reports the k its in-distribution validation chooses for "
-                             "yours: run.json, relevance-ensemble)")
-    parser.add_argument("--knn-feature-weight", metavar="W", type=float, default=0.5,
-                        help="share of the relevance-kNN distance given to the features, 0 <= W < 1 (default: 0.5, "
-                             "chosen the same way)")
+    parser.add_argument("--knn-k", metavar="N", type=int, default=20,
+                        help="neighbour relevance-kNN measures to (default: 20, chosen for the bundled model at "
+                             "its operating point: scripts/operating_points.py --grid judges settings for yours)")
+    parser.add_argument("--knn-feature-weight", metavar="W", type=float, default=0.75,
+                        help="share of the relevance-kNN distance given to the features, 0 <= W < 1 (default: "
+                             "0.75, chosen the same way)")
     parser.add_argument("--calibration-video", metavar="FILE", type=Path,
                         help="in-distribution video (no OOD in it) that sets the operating points: the CUSUM limit "
                              "for each false-alarm rate that config key alert.false_alarms_per_hour can ask for "

@@ -41,7 +41,8 @@ def test_fit_writes_a_complete_artifact(fitted):
         assert (fitted / name).is_file()
     detectors = manifest["detectors"]
     assert detectors["nero"]["threshold"] == manifest["threshold"]
-    assert detectors["relevance-knn"]["k"] == 1 and 0 < detectors["relevance-knn"]["threshold"] <= 2
+    assert detectors["relevance-knn"]["k"] == 20 and detectors["relevance-knn"]["feature_weight"] == 0.75
+    assert 0 < detectors["relevance-knn"]["threshold"] <= 2
 
 
 def test_the_live_detector_is_a_config_choice(fitted, small_benchmark, tmp_path):
