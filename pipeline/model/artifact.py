@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from pipeline.config import LIVE_DETECTORS
 from pipeline.errors import UserError
+from pipeline.ood.detectors.base import read_tensors
 from pipeline.ood.nero import NeroScorer
 
 MANIFEST_VERSION = 1   # of manifest.json; the messages have their own (pipeline.messages)
@@ -99,13 +100,17 @@ def load_artifact(
     """Load an artifact; with `weights_sha256`, refuse it unless it was fitted with exactly those weights."""
     directory = Path(directory)
     manifest = read_manifest(directory)
+    missing = [key for key in ("model", "class_names", "threshold", "lambda", "k") if key not in manifest]
+    if missing or "sha256" not in manifest.get("model", {}):
+        raise UserError(f"{directory / MANIFEST} lacks {', '.join(missing) or 'model.sha256'}: not a manifest "
+                        "`nero fit` wrote; refit the artifact")
     fitted_with = manifest["model"]["sha256"]
     if weights_sha256 is not None and weights_sha256 != fitted_with:
         raise UserError(
             f"artifact {directory} was fitted for model weights {fitted_with[:12]}..., but the configured weights "
             f"are {weights_sha256[:12]}...; refit it with `nero fit` for this model"
         )
-    arrays = load_file(str(directory / ARRAYS))
+    arrays, _ = read_tensors(directory / ARRAYS)
     scorer = NeroScorer(**arrays, lam=manifest["lambda"], k=manifest["k"], device=device,
                         index_backend=index_backend)
     return Artifact(directory, manifest, scorer)

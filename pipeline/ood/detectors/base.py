@@ -17,9 +17,28 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from pipeline.errors import UserError
 from pipeline.ood.nero import relevance
+
+
+def read_tensors(path: Path, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file of an artifact, or a one-line error: missing, truncated or
+    not a safetensors file, or holding NaN or infinity (no detector can score with those)."""
+    if not path.is_file():
+        raise UserError(f"artifact file {path} is missing; refit the artifact with `nero fit`")
+    try:
+        with safe_open(str(path), "pt", device=device) as file:
+            metadata = file.metadata() or {}
+            tensors = {name: file.get_tensor(name) for name in file.keys()}   # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError) as error:
+        raise UserError(f"artifact file {path} is damaged ({error}); refit the artifact with `nero fit`") from None
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise UserError(f"artifact file {path} holds NaN or infinity in {name!r}; refit it with `nero fit`")
+    return tensors, metadata
 
 
 @dataclass

@@ -22,11 +22,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from safetensors.torch import save_file
 
-from pipeline.errors import UserError
-from pipeline.ood.detectors.base import FitData, RelevanceDetector, RelevanceScore
+from pipeline.ood.detectors.base import FitData, RelevanceDetector, RelevanceScore, read_tensors
 from pipeline.ood.index import NeighbourIndex
 from pipeline.ood.nero import relevance
 
@@ -105,12 +103,7 @@ class RelevanceKNN(RelevanceDetector):
 
     @classmethod
     def load(cls, directory: Path, settings: dict, weight: torch.Tensor, bias: torch.Tensor) -> RelevanceKNN:
-        path = directory / settings["bank"]
-        if not path.is_file():
-            raise UserError(f"artifact {directory} has no {settings['bank']}; refit it with `nero fit`")
-        with safe_open(str(path), "pt", device=str(weight.device)) as file:
-            metadata = file.metadata() or {}
-            tensors = {name: file.get_tensor(name) for name in file.keys()}   # noqa: SIM118 (not a dict)
+        tensors, metadata = read_tensors(directory / settings["bank"], str(weight.device))
         ids = json.loads(metadata["ids"]) if "ids" in metadata else None
         return cls.from_bank(tensors["bank"], settings["k"], weight, bias, settings.get("feature_weight", 0.0),
                              ids, tensors.get("labels"))

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from pipeline.errors import UserError
-from pipeline.ood.detectors.base import FitData, RelevanceDetector, RelevanceScore, class_means
+from pipeline.ood.detectors.base import FitData, RelevanceDetector, RelevanceScore, class_means, read_tensors
 from pipeline.ood.nero import relevance
 
 GAUSSIAN_FILE = "relevance_gaussian.safetensors"
@@ -62,10 +61,7 @@ class RelevanceMahalanobis(RelevanceDetector):
     @classmethod
     def load(cls, directory: Path, settings: dict, weight: torch.Tensor,
              bias: torch.Tensor) -> RelevanceMahalanobis:
-        path = directory / settings["gaussian"]
-        if not path.is_file():
-            raise UserError(f"artifact {directory} has no {settings['gaussian']}; refit it with `nero fit`")
-        arrays = load_file(str(path), device=str(weight.device))
+        arrays, _ = read_tensors(directory / settings["gaussian"], str(weight.device))
         detector = cls()
         detector.weight, detector.bias = weight.float(), bias.float()
         detector.means, detector.precision = arrays["means"], arrays["precision"]
