@@ -74,6 +74,9 @@ def stream_name(source: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", base).strip("_") or "stream"
 
 
+TRUNCATED_SHARE = 0.99   # of the frames a file's index lists that must decode (edit lists can drop a few)
+
+
 class PyAVSource:
     """Decode with PyAV: files, network streams and V4L2 devices."""
 
@@ -123,6 +126,12 @@ class PyAVSource:
         except av.FFmpegError as error:
             message = f"{self.name}: stream broke after {index} frames: {self._describe(error)}"
             raise SourceError(message) from None
+        declared = self.info["frames"]
+        # A file cut short (a recording copied half-way, its index at the front) decodes to its end without
+        # an error from FFmpeg: only the frame count its index promised tells.
+        if self.kind == "file" and declared and index < TRUNCATED_SHARE * declared - 1:
+            raise SourceError(f"{self.name}: {self.source} ends after {index} of the {declared} frames its index "
+                              "lists: the file is truncated or damaged")
 
     def close(self) -> None:
         self.container.close()

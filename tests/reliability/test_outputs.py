@@ -120,3 +120,29 @@ def test_a_bad_endpoint_is_refused_not_rebound(endpoint, message, short_clip, mo
 def test_an_absent_capture_device_is_refused(capsys):
     assert main(["live", "cam=v4l2:///dev/video57"]) == 2
     assert "no such capture device: /dev/video57" in capsys.readouterr().err
+
+
+def test_a_truncated_recording_is_not_replayed_as_complete(demo_frames, monitor_config_file, tmp_path):
+    """A 60-frame MP4 with its index at the front (as recorders write them to be streamable), cut at half."""
+    import av
+
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(whole), mode="w", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.height, stream.width = demo_frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for index, rgb in enumerate(demo_frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    audit = tmp_path / "cut.jsonl"
+    done = subprocess.run([sys.executable, "-m", "pipeline", "replay", str(cut), "--config", str(monitor_config_file),
+                           "--publish", "tcp://127.0.0.1:*", "--jsonl", str(audit), "--no-progress"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "of the 60 frames its index lists: the file is truncated or damaged" in done.stderr
+    kept = whole_lines(audit)
+    assert 0 < sum(m["type"] == "frame" for m in kept) < 60 and kept[-1]["event"] == "stop"
