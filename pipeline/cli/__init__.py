@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import shutil
 import sys
@@ -74,5 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The `nero` program: `main`, then an immediate exit. Everything the command wrote is closed by then;
+    skipping the interpreter's teardown (torch, FFmpeg and ZeroMQ threads in C code) avoids its aborts and a
+    teardown slow enough that a second stop signal used to land in it and kill the process (rc -15)."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -64,23 +64,36 @@ def check_outputs(args: argparse.Namespace, audit: Path | None, *files: Path | N
 def execute(runner: Runner, metrics_json: Path | None = None) -> int:
     """Run a monitor for a command: signals stop it cleanly, the summary goes to stdout, errors exit non-zero.
 
-    The first SIGINT or SIGTERM asks for a clean stop (drain, flush, close); a second one aborts at once.
+    The first SIGINT or SIGTERM asks for a clean stop (drain, flush, close); a second one aborts at once
+    (exit 130).
     """
     def on_signal(signum: int, _frame: object) -> None:
         if not runner.stop():
-            raise KeyboardInterrupt
+            # Abort at once. Not by raising KeyboardInterrupt: the main thread would unwind while the decoder,
+            # scorer and ZeroMQ threads still run in C code, and the interpreter's exit then ended in SIGABRT
+            # (rc 134). The audit loses nothing: each line reaches the OS in one write, never half of one.
+            log.warning("%s again: aborting now; messages not yet sent are lost", signal.Signals(signum).name)
+            logging.shutdown()
+            os._exit(130)
         log.warning("%s: stopping after the frames in flight (send it again to abort)",
                     signal.Signals(signum).name)
 
+    def after_run(signum: int, _frame: object) -> None:
+        log.warning("%s: the run has already stopped; finishing its summary", signal.Signals(signum).name)
+
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        report = runner.run()
+        try:
+            report = runner.run()
+        finally:   # a signal now would kill the process half-way through its summary: note it, go on
+            for sig in previous:
+                signal.signal(sig, after_run)
+        emit(report.format())
+        if metrics_json is not None:
+            metrics_json.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    emit(report.format())
-    if metrics_json is not None:
-        metrics_json.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
     if report.errors:
         raise UserError("; ".join(report.errors))
     return 0

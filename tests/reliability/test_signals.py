@@ -1,0 +1,40 @@
+"""Two stop signals in a row, sent for real to a running monitor, 0.3 s apart: the second aborts at once with
+exit 130 if the clean stop is still draining, or is noted if the run has already stopped (exit 0); never
+SIGABRT (rc 134, as it used to) or a kill half-way, and the audit holds only whole lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_aborts_cleanly(stop_signal, demo_frames, make_clip, monitor_config_file, tmp_path):
+    clip = make_clip(tmp_path / "camera.mp4", demo_frames * 10)     # 24 s at 25 fps: running when signalled
+    audit = tmp_path / "audit.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "live", f"cam={clip}", "--config", str(monitor_config_file),
+         "--publish", "tcp://127.0.0.1:*", "--jsonl", str(audit)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 120
+    while not (audit.is_file() and audit.read_text().count('"type":"frame"') >= 10):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    process.send_signal(stop_signal)
+    time.sleep(0.3)
+    process.send_signal(stop_signal)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode in (0, 130), err
+    assert ("aborting now" in err) == (process.returncode == 130)
+    assert "Traceback" not in err and "terminate called" not in err
+    text = audit.read_text()
+    assert text.endswith("\n") and all(json.loads(line) for line in text.splitlines())
