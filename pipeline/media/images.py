@@ -12,11 +12,24 @@ from pipeline.errors import UserError
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
 
+# The bytes a whole file of these formats ends with: OpenCV decodes a file cut short without an error (the
+# missing rows come out grey), so a truncated image would be scored as if it were whole.
+END_MARKERS = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND\xaeB`\x82"}
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
-    """H x W x 3 uint8 RGB; grayscale and RGBA images are converted."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """H x W x 3 uint8 RGB; grayscale and RGBA images are converted. A JPEG or PNG cut short is refused."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UserError(f"cannot read image {path}: {error.strerror}") from None
+    marker = END_MARKERS.get(path.suffix.lower())
+    if marker is not None and data and marker not in data[-len(marker) - 32:]:
+        raise UserError(f"image {path} is truncated (it does not end as a whole {path.suffix.lower()[1:]} file)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
-        raise UserError(f"cannot read image {path} (missing, or not an image OpenCV can decode)")
+        raise UserError(f"cannot read image {path} (not an image OpenCV can decode)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

@@ -146,3 +146,21 @@ def test_a_truncated_recording_is_not_replayed_as_complete(demo_frames, monitor_
     assert "of the 60 frames its index lists: the file is truncated or damaged" in done.stderr
     kept = whole_lines(audit)
     assert 0 < sum(m["type"] == "frame" for m in kept) < 60 and kept[-1]["event"] == "stop"
+
+
+def test_a_bad_image_costs_only_its_own_line(tmp_path, capsys):
+    """A truncated JPEG and a file that is no image among good photos, in one batch of `nero score`."""
+    photos = sorted((REPO / "tests" / "data" / "OOD" / "natural").glob("*.jpg"))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for photo in photos[:4]:
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    (folder / "b_cut.jpg").write_bytes(photos[4].read_bytes()[:3000])
+    (folder / "c_text.jpg").write_text("not an image")
+    jsonl = tmp_path / "scores.jsonl"
+    assert main(["score", str(folder), "--jsonl", str(jsonl)]) == 2
+    err = capsys.readouterr().err
+    assert "b_cut.jpg is truncated" in err and "c_text.jpg" in err
+    assert "2 of 6 images could not be read" in err and "Traceback" not in err
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert sorted(Path(line["path"]).name for line in lines) == sorted(photo.name for photo in photos[:4])

@@ -46,13 +46,26 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise UserError(f"no images found in {', '.join(map(str, args.paths))}")
     bundle = load_bundle(load_config(args.config))
-    flagged = 0
+    flagged, unreadable = 0, []
     with ExitStack() as stack:
-        out = stack.enter_context(args.jsonl.open("w")) if args.jsonl else sys.stdout
+        try:
+            out = stack.enter_context(args.jsonl.open("w")) if args.jsonl else sys.stdout
+        except OSError as error:
+            raise UserError(f"cannot write {args.jsonl}: {error.strerror}") from None
         bar = stack.enter_context(tqdm(total=len(paths), unit="img", disable=None, file=sys.stderr))
         for start in range(0, len(paths), args.batch_size):
-            chunk = paths[start:start + args.batch_size]
-            inference = bundle.infer([torch.from_numpy(read_rgb(path)) for path in chunk])
+            chunk, images = [], []
+            for path in paths[start:start + args.batch_size]:
+                try:   # one bad image must not cost the lines of the others in its batch
+                    images.append(torch.from_numpy(read_rgb(path)))
+                    chunk.append(path)
+                except UserError as error:
+                    log.error("%s", error)
+                    unreadable.append(path)
+            bar.update(len(paths[start:start + args.batch_size]))
+            if not chunk:
+                continue
+            inference = bundle.infer(images)
             confidence, predicted = inference.probs.max(dim=1)
             rows = zip(chunk, predicted.tolist(), confidence.tolist(), inference.terms.score.tolist(),
                        inference.quality, strict=True)
@@ -64,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
                           "threshold": round(bundle.threshold, 6), "ood": reason is not None, "reason": reason}
                 out.write(json.dumps(record) + "\n")
                 out.flush()
-            bar.update(len(chunk))
-    log.info("%d images scored, %d flagged as out-of-distribution (threshold %.4g)", len(paths), flagged,
-             bundle.threshold)
+    log.info("%d images scored, %d flagged as out-of-distribution (threshold %.4g)", len(paths) - len(unreadable),
+             flagged, bundle.threshold)
+    if unreadable:
+        raise UserError(f"{len(unreadable)} of {len(paths)} images could not be read (named above); every other "
+                        "image has its line")
     return 0
