@@ -45,18 +45,13 @@ def test_a_killed_and_restarted_monitor_is_reported(demo_frames, make_clip, moni
     endpoint = free_endpoint()
     restarted: list[str] = []
     with AlertSubscriber(endpoint, on_restart=restarted.append) as subscriber:
-        first = live(clip, monitor_config_file, endpoint)
-        try:
-            receive_frames(subscriber, 20)
-        finally:
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-        second = live(clip, monitor_config_file, endpoint)
-        try:
-            receive_frames(subscriber, 5)
-        finally:
-            second.send_signal(signal.SIGKILL)
-            second.wait()
+        for frames in (20, 5):                      # the first run, then the same monitor started again
+            monitor = live(clip, monitor_config_file, endpoint)
+            try:
+                receive_frames(subscriber, frames)
+            finally:
+                monitor.send_signal(signal.SIGKILL)
+                monitor.wait()
     assert restarted == ["cam"] and subscriber.gaps == []     # a restart, not a gap of "negative" size
 
 
