@@ -68,6 +68,8 @@ class StreamConfig:
     queue_size: int = 64            # replay: decoded frames held per stream before the decoder waits
     hwaccel: bool = False
     live_queue_size: int = 16       # live: frames held per stream before the oldest is dropped
+    queue_mb: float = 256.0         # either way, at most this many MB of decoded frames per stream (one 4K
+                                    # RGB frame is 24.9 MB): the queue is full at whichever limit comes first
     result_queue_batches: int = 4   # scored batches waiting for the publish thread
     read_timeout_s: float = 5.0     # network sources: a stream silent this long counts as broken
     reconnect_initial_s: float = 0.5  # live: first wait before reconnecting, doubled per failure...
@@ -176,7 +178,7 @@ def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
 _BOUNDS = (
     ("model.num_classes", 2, True), ("preprocess.size", 1, True),
     ("stream.max_batch", 1, True), ("stream.max_wait_ms", 0, True), ("stream.queue_size", 1, True),
-    ("stream.live_queue_size", 1, True), ("stream.result_queue_batches", 1, True),
+    ("stream.live_queue_size", 1, True), ("stream.queue_mb", 0, False), ("stream.result_queue_batches", 1, True),
     ("stream.read_timeout_s", 0, False), ("stream.reconnect_initial_s", 0, False),
     ("stream.reconnect_max_s", 0, False), ("stream.report_every_s", 0, True), ("stream.stop_grace_s", 0, True),
     ("alert.on_count", 1, True), ("alert.window", 1, True), ("alert.off_after", 1, True),

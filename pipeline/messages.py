@@ -45,6 +45,12 @@ def explain_topic(stream: str) -> str:
     return f"explain.{stream}"
 
 
+def run_topics(streams: list[str]) -> list[str]:
+    """Every topic a run over `streams` publishes on (a subscription matching none of them is not applied)."""
+    return [HEARTBEAT_TOPIC] + [topic(stream) for stream in streams
+                                for topic in (frame_topic, event_topic, explain_topic)]
+
+
 def topic_of(message: dict[str, Any]) -> str:
     """The topic a frame, event or heartbeat message is published on."""
     kind = message["type"]

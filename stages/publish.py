@@ -15,22 +15,46 @@ its subscriber listens). What happens when a subscriber lags is chosen at constr
 - not lossless (live): ZeroMQ drops that subscriber's copy once its queue holds `high_water_mark` messages, so
   a slow or dead subscriber never blocks the pipeline nor the other subscribers; the subscriber sees the gap
   in `seq` (pipeline/client.py reports it).
+
+Subscriptions are applied by hand (ZMQ_XPUB_MANUAL), a few at a time, before each send, because anyone who
+reaches the port can send them: a flood of 3.8 M subscribe frames in 15 s once froze the publish thread for
+~8 s twice and grew the process by 1.7 GB (every notice drained in one loop, every distinct topic kept in
+ZeroMQ's subscription trie). Now
+- a subscription that is not a prefix of a topic this run publishes can match nothing, so it is dropped
+  unapplied: the trie holds only the run's topics and their prefixes, whatever arrives;
+- each peer's subscriptions wait in a pipe of SUBSCRIPTION_HWM messages: a flooding peer is held back by TCP
+  (its own sends block), not queued in our memory, and other subscribers, each on a pipe of their own, are
+  served as before;
+- at most NOTICES_PER_SEND notices are read before a send, so a flood costs the hot path a bounded slice;
+- a message over MAX_SUBSCRIPTION_BYTES disconnects its sender.
+Measured on the 2-core machine: docs/RELIABILITY.md, the flood row.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import zmq
 
 from pipeline.errors import UserError
 
+SUBSCRIPTION_HWM = 16          # subscribe/unsubscribe notices one peer may have waiting
+NOTICES_PER_SEND = 256         # read before each send; at ~3 us each, under 1 ms
+MAX_SUBSCRIPTION_BYTES = 256   # a longer message from a subscriber ends its connection
+
 
 class Publisher:
     def __init__(self, endpoint: str, high_water_mark: int = 1000, lossless: bool = False,
-                 linger_s: float = 2.0) -> None:
+                 linger_s: float = 2.0, topics: Sequence[str] | None = None) -> None:
+        """`topics`: every topic this run publishes; a subscription that is a prefix of none of them is never
+        applied (None: any subscription is, for a publisher whose topics are not known in advance)."""
+        self.topics = None if topics is None else [topic.encode() for topic in topics]
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.XPUB)
         self.socket.setsockopt(zmq.SNDHWM, high_water_mark)
-        self.socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # pass every subscription up, duplicates too: count them
+        self.socket.setsockopt(zmq.RCVHWM, SUBSCRIPTION_HWM)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
+        self.socket.setsockopt(zmq.XPUB_MANUAL, 1)   # every notice comes up; we decide what is applied
         self.socket.setsockopt(zmq.XPUB_NODROP, int(lossless))
         self.socket.setsockopt(zmq.LINGER, int(linger_s * 1000))  # deliver what is queued when closing
         try:
@@ -41,19 +65,31 @@ class Publisher:
             raise UserError(f"cannot publish on {endpoint}: {error}") from None
         self.endpoint: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.subscriptions = 0
+        self.ignored_subscriptions = 0
 
-    def poll_subscriptions(self, timeout_s: float = 0.0) -> int:
-        """Read the subscribe/unsubscribe notices that arrived (waiting up to `timeout_s` for the first)."""
-        if self.socket.poll(int(timeout_s * 1000), zmq.POLLIN):
-            while True:
-                try:
-                    notice = self.socket.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                if notice[:1] == b"\x01":
-                    self.subscriptions += 1
-                elif notice[:1] == b"\x00":
-                    self.subscriptions -= 1
+    def poll_subscriptions(self, timeout_s: float = 0.0, limit: int = NOTICES_PER_SEND) -> int:
+        """Apply up to `limit` subscribe/unsubscribe notices that arrived (waiting up to `timeout_s` for the
+        first); returns the subscriptions in force."""
+        if not self.socket.poll(int(timeout_s * 1000), zmq.POLLIN):
+            return self.subscriptions
+        for _ in range(limit):
+            try:
+                notice = self.socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            kind, topic = notice[:1], notice[1:]
+            if kind not in (b"\x00", b"\x01"):
+                continue
+            if self.topics is not None and not any(known.startswith(topic) for known in self.topics):
+                self.ignored_subscriptions += 1
+                continue
+            # In manual mode a (un)subscription applies to the peer whose notice was read last: this one.
+            if kind == b"\x01":
+                self.socket.setsockopt(zmq.SUBSCRIBE, topic)
+                self.subscriptions += 1
+            else:
+                self.socket.setsockopt(zmq.UNSUBSCRIBE, topic)
+                self.subscriptions -= 1
         return self.subscriptions
 
     def wait_for_subscribers(self, count: int, timeout_s: float) -> bool:
@@ -66,6 +102,7 @@ class Publisher:
 
     def try_send_parts(self, parts: list[bytes]) -> bool:
         """`try_send` for a message already in parts, the topic first (binary payloads: PNG heatmaps)."""
+        self.poll_subscriptions()
         try:
             self.socket.send_multipart(parts, zmq.NOBLOCK)
         except zmq.Again:

@@ -68,6 +68,7 @@ from stages.score import Scored, ScoreStage
 log = logging.getLogger(__name__)
 
 RETRY_MIN_S, RETRY_MAX_S = 0.0005, 0.02   # replay: pauses between sends a lagging subscriber refused
+FLOOD_NOTICES = 1000   # ignored subscriptions within one heartbeat that are worth a warning
 
 
 @dataclass
@@ -146,11 +147,12 @@ class Runner:
         self.settings = settings or RunSettings()
         publish = self.settings.publish
         self.publisher = Publisher(options.endpoint or publish.endpoint, publish.high_water_mark,
-                                   lossless=not options.live)
+                                   lossless=not options.live, topics=messages.run_topics(names))
         self.audit = AuditLog(options.jsonl, options.append) if options.jsonl else None
         self.metrics = Metrics()
         self.errors: list[str] = []
         self.unsent = 0
+        self._ignored_seen = 0
         self._stopping = threading.Event()
         self._failure: BaseException | None = None
         self._states = StreamStates(names, bundle.detector)
@@ -171,10 +173,10 @@ class Runner:
         stream, alerting = self.settings.stream, self.settings.alert
         if self.options.live:
             # Latency first: hold about one batch per stream; beyond it the oldest frame is stale, drop it.
-            frames = StageQueue(stream.live_queue_size, "drop_oldest")
+            frames = StageQueue(stream.live_queue_size, "drop_oldest", round(stream.queue_mb * 2**20))
         else:
             # Lossless: a full queue makes the decoder wait.
-            frames = StageQueue(stream.queue_size, "block")
+            frames = StageQueue(stream.queue_size, "block", round(stream.queue_mb * 2**20))
         # Always blocking: in live mode nothing downstream blocks (ZeroMQ drops for a slow subscriber), so
         # this only ever waits in replay, where waiting is the point (backpressure from a lagging subscriber).
         results = StageQueue(stream.result_queue_batches, "block")
@@ -231,7 +233,8 @@ class Runner:
             frames=self._states.frames(), alerts=self._states.alerts(),
             drops={name: drops.get(name, 0) for name in self._states.streams},
             errors=self.errors, unsent=self.unsent, metrics=self.metrics.summary(),
-            explain=asdict(graph.explain.stats) if graph.explain is not None else None)
+            explain=asdict(graph.explain.stats) if graph.explain is not None else None,
+            ignored_subscriptions=self.publisher.ignored_subscriptions)
 
     # -- threads ---------------------------------------------------------------------------------------------
 
@@ -264,7 +267,7 @@ class Runner:
                 for frame in source:
                     if pacer:
                         pacer(frame.pts)
-                    frames.put(frame, spec.name)
+                    frames.put(frame, spec.name, frame.image.nbytes)
                     delay = stream.reconnect_initial_s  # frames flow again: the next failure starts afresh
                     if self._stopping.is_set():
                         break
@@ -413,8 +416,14 @@ class Runner:
             pause = min(2 * pause, RETRY_MAX_S)
 
     def _heartbeat(self, uptime: float, alert: AlertStage) -> None:
-        """Liveness for displays (never blocks: a lagging subscriber just misses a beat)."""
-        self.publisher.poll_subscriptions()
+        """Liveness for displays (never blocks: a lagging subscriber just misses a beat); says once a beat
+        when subscriptions this run cannot serve pour in (stages/publish.py: what a flood costs)."""
+        ignored = self.publisher.ignored_subscriptions
+        if ignored - self._ignored_seen >= FLOOD_NOTICES:
+            log.warning("%d subscriptions to topics this monitor does not publish arrived in %.0f s and were "
+                        "ignored: someone who can reach %s is flooding it", ignored - self._ignored_seen,
+                        self.settings.publish.heartbeat_s, self.endpoint)
+        self._ignored_seen = ignored
         drops = self._graph.frames.drop_counts() if self._graph else {}
         message = self._states.heartbeat(time.time(), uptime, drops, alert.is_on)
         self.publisher.try_send(messages.HEARTBEAT_TOPIC, messages.encode(message))
