@@ -17,17 +17,18 @@ its subscriber listens). What happens when a subscriber lags is chosen at constr
   in `seq` (pipeline/client.py reports it).
 
 Subscriptions are applied by hand (ZMQ_XPUB_MANUAL), a few at a time, before each send, because anyone who
-reaches the port can send them: a flood of 3.8 M subscribe frames in 15 s once froze the publish thread for
-~8 s twice and grew the process by 1.7 GB (every notice drained in one loop, every distinct topic kept in
-ZeroMQ's subscription trie). Now
+reaches the port can send them: a flood of 1.7 M distinct subscribe frames in 15 s silenced the alerts for
+6.7 s, cut the frame rate from 25 to 10 fps and grew the process by 1.7 GB (every notice drained in one
+loop, every distinct topic kept in ZeroMQ's subscription trie). Now
 - a subscription that is not a prefix of a topic this run publishes can match nothing, so it is dropped
-  unapplied: the trie holds only the run's topics and their prefixes, whatever arrives;
-- each peer's subscriptions wait in a pipe of SUBSCRIPTION_HWM messages: a flooding peer is held back by TCP
-  (its own sends block), not queued in our memory, and other subscribers, each on a pipe of their own, are
-  served as before;
+  unapplied: the trie that every send walks holds only the run's topics and their prefixes;
 - at most NOTICES_PER_SEND notices are read before a send, so a flood costs the hot path a bounded slice;
-- a message over MAX_SUBSCRIPTION_BYTES disconnects its sender.
-Measured on the 2-core machine: docs/RELIABILITY.md, the flood row.
+- each peer's notices wait in a pipe of SUBSCRIPTION_HWM messages, which holds a flooding peer back by TCP
+  while the socket is idle; a message over MAX_SUBSCRIPTION_BYTES disconnects its sender.
+What is left: ZeroMQ still reads every notice a connected peer sends into its own queue whenever the socket
+is used (3.25 M in 15 s grew the monitor by 250 MB, against 1.7 GB before), and no option of the socket
+caps that. Peers that are not on the CURVE allow-list never connect at all (docs/SECURITY.md); the runner
+warns when ignored subscriptions pour in. Measured side by side: docs/RELIABILITY.md, the flood row.
 """
 
 from __future__ import annotations
