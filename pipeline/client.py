@@ -11,6 +11,10 @@ in `gaps` and passed to `on_gap`. The first message of a stream sets the count, 
 late starts from the current sequence without reporting a gap. A monitor that restarted (a `start` event for
 a stream already seen, or its sequence going back) is recorded in `restarts` and passed to `on_restart`; the
 count starts again. `lag_s(message)` is how long ago the monitor published it (both clocks are the hosts').
+
+A monitor that uses CURVE (pipeline/security.py) needs `curve=client_keys(my_secret_file, monitor_public_file)`;
+when the monitor refuses the handshake (a key not on its allow-list, CURVE on one side only), `receive` raises
+a UserError that says which, instead of waiting forever: ZeroMQ itself would retry silently.
 """
 
 from __future__ import annotations
@@ -23,8 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from pipeline.errors import UserError
+from pipeline.security import ClientKeys, secure_client
+
+HANDSHAKE_EVENTS = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL \
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,7 @@ def check_host(endpoint: str) -> None:
 class AlertSubscriber:
     def __init__(self, endpoint: str, topics: Iterable[str] = ("",), high_water_mark: int = 100_000,
                  on_gap: Callable[[Gap], None] | None = None,
-                 on_restart: Callable[[str], None] | None = None) -> None:
+                 on_restart: Callable[[str], None] | None = None, curve: ClientKeys | None = None) -> None:
         self.endpoint = endpoint
         check_host(endpoint)
         self.on_gap, self.on_restart = on_gap, on_restart
@@ -67,6 +76,10 @@ class AlertSubscriber:
         self.socket = self.context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, high_water_mark)
         self.socket.setsockopt(zmq.LINGER, 0)
+        self.curve = curve is not None
+        if curve is not None:
+            secure_client(self.socket, curve)
+        self.handshakes = self.socket.get_monitor_socket(HANDSHAKE_EVENTS)
         for topic in topics:
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         try:
@@ -77,7 +90,13 @@ class AlertSubscriber:
 
     def receive(self, timeout_s: float | None = None) -> dict[str, Any] | None:
         """The next message as a dict; None if nothing arrived within `timeout_s` (None: wait forever)."""
-        if not self.socket.poll(None if timeout_s is None else int(timeout_s * 1000)):
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        poller.register(self.handshakes, zmq.POLLIN)
+        ready = dict(poller.poll(None if timeout_s is None else int(timeout_s * 1000)))
+        if self.handshakes in ready:
+            self._refused(recv_monitor_message(self.handshakes)["event"])
+        if self.socket not in ready:
             return None
         topic, payload, *attachments = self.socket.recv_multipart()
         self.last_topic, self.last_payload = topic.decode(), payload
@@ -89,6 +108,15 @@ class AlertSubscriber:
         elif message.get("event") == "start" and message["stream"] in self.last_seq:
             self._restarted(message["stream"])
         return message
+
+    def _refused(self, event: int) -> None:
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            why = "refused this subscriber's key: it is not on the monitor's allow-list (--curve-clients)"
+        elif self.curve:
+            why = "did not complete the CURVE handshake: it may not use CURVE, or --curve-server is not its key"
+        else:
+            why = "refused the connection: it uses CURVE, so pass --curve-server and --curve-key"
+        raise UserError(f"the monitor at {self.endpoint} {why}")
 
     @staticmethod
     def lag_s(message: dict[str, Any]) -> float:
@@ -119,6 +147,8 @@ class AlertSubscriber:
         return sum(gap.missing for gap in self.gaps)
 
     def close(self) -> None:
+        self.socket.disable_monitor()
+        self.handshakes.close()
         self.socket.close()
         self.context.term()
 

@@ -96,6 +96,11 @@ class PublishConfig:
     endpoint: str = "tcp://127.0.0.1:5556"
     high_water_mark: int = 1000
     heartbeat_s: float = 1.0
+    # Who may subscribe (pipeline/security.py, docs/SECURITY.md): the monitor's secret key file and the
+    # allow-list folder of subscribers' public keys, both from `nero keys`; null: no CURVE.
+    curve_key: str | None = None
+    curve_clients: str | None = None
+    allow_remote: bool = False      # bind an address other machines can reach (refused otherwise)
 
 
 @dataclass

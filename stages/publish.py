@@ -38,20 +38,25 @@ from collections.abc import Sequence
 import zmq
 
 from pipeline.errors import UserError
+from pipeline.security import ServerKeys, secure_server
 
 SUBSCRIPTION_HWM = 16          # subscribe/unsubscribe notices one peer may have waiting
 NOTICES_PER_SEND = 256         # read before each send; at ~3 us each, under 1 ms
-MAX_SUBSCRIPTION_BYTES = 256   # a longer message from a subscriber ends its connection
+MAX_SUBSCRIPTION_BYTES = 4096  # a longer message from a subscriber ends its connection (the CURVE
+                               # handshake's own commands count: 256 refused every key)
 
 
 class Publisher:
     def __init__(self, endpoint: str, high_water_mark: int = 1000, lossless: bool = False,
-                 linger_s: float = 2.0, topics: Sequence[str] | None = None) -> None:
+                 linger_s: float = 2.0, topics: Sequence[str] | None = None,
+                 curve: ServerKeys | None = None) -> None:
         """`topics`: every topic this run publishes; a subscription that is a prefix of none of them is never
-        applied (None: any subscription is, for a publisher whose topics are not known in advance)."""
+        applied (None: any subscription is, for a publisher whose topics are not known in advance).
+        `curve`: encrypt, and admit only the subscribers on its allow-list (pipeline/security.py)."""
         self.topics = None if topics is None else [topic.encode() for topic in topics]
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.XPUB)
+        self.authenticator = secure_server(self.context, self.socket, curve) if curve is not None else None
         self.socket.setsockopt(zmq.SNDHWM, high_water_mark)
         self.socket.setsockopt(zmq.RCVHWM, SUBSCRIPTION_HWM)
         self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
@@ -62,7 +67,7 @@ class Publisher:
             self.socket.bind(endpoint)
         except zmq.ZMQError as error:
             self.socket.close(0)
-            self.context.term()
+            self._end()
             raise UserError(f"cannot publish on {endpoint}: {error}") from None
         self.endpoint: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.subscriptions = 0
@@ -113,4 +118,9 @@ class Publisher:
     def close(self) -> None:
         """Close the socket; returns once queued messages are delivered or `linger_s` has passed."""
         self.socket.close()
+        self._end()
+
+    def _end(self) -> None:
+        if self.authenticator is not None:
+            self.authenticator.stop()
         self.context.term()

@@ -18,6 +18,8 @@ from pipeline.config import endpoint_problem
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
+    from pipeline.config import Config
+    from pipeline.security import ServerKeys
     from pipeline.stream.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML config (default: the bundled configs/default.yaml)")
     parser.add_argument("--publish", metavar="ENDPOINT",
                         help="ZeroMQ endpoint to bind (default: the config's publish.endpoint, "
-                             "tcp://127.0.0.1:5556; use tcp://0.0.0.0:PORT to serve other machines)")
+                             "tcp://127.0.0.1:5556); one other machines can reach needs --allow-remote")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow a bind other machines can reach (e.g. tcp://0.0.0.0:5556); use CURVE then")
+    parser.add_argument("--curve-key", type=Path, metavar="FILE",
+                        help="CURVE: the monitor's secret key file (NAME.key_secret from `nero keys`); "
+                             "subscribers need its NAME.key")
+    parser.add_argument("--curve-clients", type=Path, metavar="DIR",
+                        help="CURVE allow-list: a folder of the subscribers' public key files (*.key)")
     parser.add_argument("--jsonl", type=Path, metavar="FILE",
                         help="audit file: every frame and event message, one JSON object per line")
     existing = parser.add_mutually_exclusive_group()
@@ -59,6 +68,25 @@ def check_outputs(args: argparse.Namespace, audit: Path | None, *files: Path | N
             raise UserError(f"cannot write {path}: no folder {folder}")
         if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
             raise UserError(f"cannot write {path}: permission denied")
+
+
+def publish_keys(args: argparse.Namespace, config: Config) -> ServerKeys | None:
+    """Who may subscribe, from the flags or else the config, checked before the model loads: a bind other
+    machines can reach is refused unless allowed, and warned about without CURVE."""
+    from pipeline.security import check_exposure, server_keys
+
+    publish = config.publish
+    key = args.curve_key or (config.resolve(publish.curve_key) if publish.curve_key else None)
+    clients = args.curve_clients or (config.resolve(publish.curve_clients) if publish.curve_clients else None)
+    if (key is None) != (clients is None):
+        raise UserError("CURVE needs both the monitor's secret key (--curve-key, publish.curve_key) and the "
+                        "allow-list folder (--curve-clients, publish.curve_clients)")
+    keys = server_keys(key, clients) if key is not None else None
+    warning = check_exposure(args.publish or publish.endpoint, args.allow_remote or publish.allow_remote,
+                             curve=keys is not None)
+    if warning:
+        log.warning("%s", warning)
+    return keys
 
 
 def execute(runner: Runner, metrics_json: Path | None = None) -> int:

@@ -53,6 +53,7 @@ from pipeline.config import AlertConfig, Config, ExplainConfig, PublishConfig, S
 from pipeline.explain.worker import ExplainResult, ExplainWorker
 from pipeline.media.video import Frame, Source, SourceError, open_source, source_kind
 from pipeline.model.bundle import Bundle
+from pipeline.security import ServerKeys
 from pipeline.stream.metrics import Metrics
 from pipeline.stream.queues import END, StageQueue
 from pipeline.stream.report import RunReport
@@ -112,6 +113,7 @@ class RunOptions:
     wait_subscribers: int = 0
     progress: bool = False
     explain: bool = False                  # heatmaps of alert_on frames on explain.<stream>, off the hot path
+    curve: ServerKeys | None = None        # encrypt; admit only the allow-list's subscribers
 
 
 @dataclass
@@ -147,7 +149,8 @@ class Runner:
         self.settings = settings or RunSettings()
         publish = self.settings.publish
         self.publisher = Publisher(options.endpoint or publish.endpoint, publish.high_water_mark,
-                                   lossless=not options.live, topics=messages.run_topics(names))
+                                   lossless=not options.live, topics=messages.run_topics(names),
+                                   curve=options.curve)
         self.audit = AuditLog(options.jsonl, options.append) if options.jsonl else None
         self.metrics = Metrics()
         self.errors: list[str] = []

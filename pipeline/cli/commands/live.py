@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.cli.monitor import add_run_arguments, check_outputs, execute
+from pipeline.cli.monitor import add_run_arguments, check_outputs, execute, publish_keys
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args, args.jsonl, args.metrics_json)
     config = load_config(args.config)
     options = RunOptions(live=True, endpoint=args.publish, jsonl=args.jsonl, append=args.append,
-                         explain=args.explain)
+                         explain=args.explain, curve=publish_keys(args, config))
     runner = Runner(load_bundle(config), specs, options, RunSettings.of(config))
     names = ", ".join(f"{spec.name} ({source_kind(spec.source)})" for spec in specs)
     heatmaps = " (heatmaps on explain.<stream>)" if args.explain else ""

@@ -17,7 +17,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.cli.monitor import add_run_arguments, check_outputs, execute
+from pipeline.cli.monitor import add_run_arguments, check_outputs, execute, publish_keys
 from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,13 @@ def run(args: argparse.Namespace) -> int:
     if args.report and not args.jsonl:
         args.report.mkdir(parents=True, exist_ok=True)
     check_outputs(args, audit, args.metrics_json, args.annotate)
+    curve = publish_keys(args, config)
     # Opened before the model loads, so a bad path or URL fails at once.
     opened = open_source(args.source, name, config.stream.hwaccel, config.stream.read_timeout_s)
     bundle = load_bundle(config)
     runner = Runner(bundle, [StreamSpec(name, args.source, opened)], RunOptions(
         endpoint=args.publish, jsonl=audit, append=args.append, annotate=args.annotate, realtime=args.realtime,
-        wait_subscribers=args.wait_subscribers, progress=args.progress), RunSettings.of(config))
+        wait_subscribers=args.wait_subscribers, progress=args.progress, curve=curve), RunSettings.of(config))
     log.info("replaying %s as stream '%s', publishing on %s", args.source, name, runner.endpoint)
     code = execute(runner, args.metrics_json)
     if args.report:

@@ -10,8 +10,12 @@ restarted (a stream's `start` again, or its sequence going back), fell silent (n
 heartbeat, for --silence seconds) or came back, and messages arriving late (more than --max-lag seconds
 after they were published: this subscriber or its network lags).
 
+A monitor that uses CURVE needs --curve-server (its public key file) and --curve-key (this subscriber's
+secret key file, whose public half is on the monitor's allow-list); a refused key is one line, exit 2.
+
 example:
   nero subscribe tcp://127.0.0.1:5556 --topic alert. --topic event. --jsonl received.jsonl --timeout 5
+  nero subscribe tcp://10.0.4.2:5556 --curve-server keys/monitor.key --curve-key keys/display.key_secret
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 from pipeline.cli.console import emit
 from pipeline.client import AlertSubscriber, Gap
 from pipeline.errors import UserError
+from pipeline.security import client_keys
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit after S seconds in which nothing arrived (counted from the first message)")
     parser.add_argument("--silence", type=float, metavar="S", default=3.0,
                         help="warn when nothing arrived for S seconds (heartbeats come every second; default 3)")
+    parser.add_argument("--curve-server", type=Path, metavar="FILE",
+                        help="CURVE: the monitor's public key file (NAME.key)")
+    parser.add_argument("--curve-key", type=Path, metavar="FILE",
+                        help="CURVE: this subscriber's secret key file (NAME.key_secret from `nero keys`)")
     parser.add_argument("--max-lag", type=float, metavar="S", default=2.0,
                         help="warn when messages arrive more than S seconds after they were published (default 2)")
 
@@ -115,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--count and --timeout must be positive")
     if args.silence <= 0 or args.max_lag <= 0:
         raise UserError("--silence and --max-lag must be positive")
+    if (args.curve_server is None) != (args.curve_key is None):
+        raise UserError("CURVE needs both --curve-server (the monitor's public key) and --curve-key (ours)")
+    curve = client_keys(args.curve_key, args.curve_server) if args.curve_key else None
 
     def on_gap(gap: Gap) -> None:
         log.warning("[%s] gap: %d message(s) missed (seq %d..%d)", gap.stream, gap.missing, gap.expected,
@@ -130,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         stack.callback(signal.signal, signal.SIGTERM, previous)
         subscriber = stack.enter_context(AlertSubscriber(args.endpoint, args.topic or [""], on_gap=on_gap,
-                                                         on_restart=on_restart))
+                                                         on_restart=on_restart, curve=curve))
         out = stack.enter_context(args.jsonl.open("w", encoding="utf-8", buffering=1)) if args.jsonl else None
         told_waiting = False
         try:

@@ -16,7 +16,7 @@ import pytest
 from pipeline.cli import build_parser, main
 
 HEAVY = ("torch", "faiss", "sklearn", "matplotlib", "cv2", "av", "zennit", "timm")
-COMMANDS = ("bench", "eval", "explain", "fit", "live", "replay", "score", "subscribe")
+COMMANDS = ("bench", "eval", "explain", "fit", "keys", "live", "replay", "score", "subscribe")
 
 
 def imported_by(code: str) -> list[str]:

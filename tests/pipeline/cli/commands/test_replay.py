@@ -110,7 +110,7 @@ def test_annotated_video_and_metrics_file(short_clip, monitor_config_file, tmp_p
 
 @pytest.mark.parametrize("arguments, message", [
     (["replay", "no/such/clip.mp4"], "no such video file: no/such/clip.mp4"),
-    (["replay", "{clip}", "--publish", "tcp://256.1.1.1:5"], "cannot publish on tcp://256.1.1.1:5"),
+    (["replay", "{clip}", "--publish", "tcp://256.1.1.1:5"], "tcp://256.1.1.1:5 can be reached from other machines"),
     (["live", "a=x.mp4", "a=y.mp4"], "two streams are named 'a'"),
     (["live", "no/such/camera.mp4"], "no such video file"),
     (["live", "/dev/video97"], "no such capture device: /dev/video97"),
