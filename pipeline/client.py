@@ -10,7 +10,11 @@ gap (the publisher dropped messages for this subscriber because it lagged, or th
 in `gaps` and passed to `on_gap`. The first message of a stream sets the count, so a subscriber that joins
 late starts from the current sequence without reporting a gap. A monitor that restarted (a `start` event for
 a stream already seen, or its sequence going back) is recorded in `restarts` and passed to `on_restart`; the
-count starts again. `lag_s(message)` is how long ago the monitor published it (both clocks are the hosts').
+count starts again. `lag_s(message)` is how long ago the monitor published it (both clocks are the hosts');
+a message more than `max_lag_s` old is stale: `stale` says so of the latest one, and `on_lag(True, lag)` is
+called when messages start arriving stale, `on_lag(False, lag)` when they are fresh again. A live monitor drops
+a lagging subscriber's messages once its queue (publish.high_water_mark) and the kernel's buffers are full;
+what was queued until then arrives late, and is marked so here.
 
 A monitor that uses CURVE (pipeline/security.py) needs `curve=client_keys(my_secret_file, monitor_public_file)`;
 when the monitor refuses the handshake (a key not on its allow-list, CURVE on one side only), `receive` raises
@@ -63,10 +67,15 @@ def check_host(endpoint: str) -> None:
 class AlertSubscriber:
     def __init__(self, endpoint: str, topics: Iterable[str] = ("",), high_water_mark: int = 100_000,
                  on_gap: Callable[[Gap], None] | None = None,
-                 on_restart: Callable[[str], None] | None = None, curve: ClientKeys | None = None) -> None:
+                 on_restart: Callable[[str], None] | None = None, curve: ClientKeys | None = None,
+                 max_lag_s: float = 2.0, on_lag: Callable[[bool, float], None] | None = None,
+                 receive_buffer_bytes: int | None = None) -> None:
+        """`receive_buffer_bytes`: the kernel's receive buffer (SO_RCVBUF; None: the system's default)."""
         self.endpoint = endpoint
         check_host(endpoint)
-        self.on_gap, self.on_restart = on_gap, on_restart
+        self.on_gap, self.on_restart, self.on_lag = on_gap, on_restart, on_lag
+        self.max_lag_s = max_lag_s
+        self.stale = False              # the latest message was published more than max_lag_s ago
         self.gaps: list[Gap] = []
         self.restarts: list[str] = []   # stream names, once per restart seen
         self.last_seq: dict[str, int] = {}
@@ -75,6 +84,8 @@ class AlertSubscriber:
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, high_water_mark)
+        if receive_buffer_bytes is not None:
+            self.socket.setsockopt(zmq.RCVBUF, receive_buffer_bytes)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.curve = curve is not None
         if curve is not None:
@@ -103,6 +114,7 @@ class AlertSubscriber:
         message = json.loads(payload)
         if attachments:  # explain.<stream>: [topic, JSON header, PNG]
             message["png"] = attachments[0]
+        self._check_lag(self.lag_s(message))
         if message.get("type") == "frame":
             self._check_sequence(message["stream"], message["seq"])
         elif message.get("event") == "start" and message["stream"] in self.last_seq:
@@ -122,6 +134,12 @@ class AlertSubscriber:
     def lag_s(message: dict[str, Any]) -> float:
         """Seconds since the monitor published `message` (frames: t_publish; events and heartbeats: t)."""
         return time.time() - message.get("t_publish", message.get("t", time.time()))
+
+    def _check_lag(self, lag_s: float) -> None:
+        stale = lag_s > self.max_lag_s
+        if stale != self.stale and self.on_lag is not None:
+            self.on_lag(stale, lag_s)
+        self.stale = stale
 
     def _restarted(self, stream: str) -> None:
         self.restarts.append(stream)

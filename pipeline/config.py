@@ -96,6 +96,9 @@ class PublishConfig:
     endpoint: str = "tcp://127.0.0.1:5556"
     high_water_mark: int = 1000
     heartbeat_s: float = 1.0
+    # The kernel's send buffer per subscriber (SO_SNDBUF; null: the system's, which on loopback grows to MBs):
+    # with high_water_mark, how much a lagging live subscriber is handed late before its messages are dropped.
+    send_buffer_bytes: int | None = None
     # Who may subscribe (pipeline/security.py, docs/SECURITY.md): the monitor's secret key file and the
     # allow-list folder of subscribers' public keys, both from `nero keys`; null: no CURVE.
     curve_key: str | None = None
@@ -187,7 +190,8 @@ _BOUNDS = (
     ("stream.read_timeout_s", 0, False), ("stream.reconnect_initial_s", 0, False),
     ("stream.reconnect_max_s", 0, False), ("stream.report_every_s", 0, True), ("stream.stop_grace_s", 0, True),
     ("alert.on_count", 1, True), ("alert.window", 1, True), ("alert.off_after", 1, True),
-    ("alert.smoothing_window", 1, True), ("publish.high_water_mark", 1, True), ("publish.heartbeat_s", 0, False),
+    ("alert.smoothing_window", 1, True), ("publish.high_water_mark", 1, True),
+    ("publish.send_buffer_bytes", 1024, True), ("publish.heartbeat_s", 0, False),
     ("explain.max_pending", 1, True), ("explain.close_s", 0, True), ("explain.max_side", 16, True),
 )
 
@@ -214,6 +218,8 @@ def validate(config: Config) -> Config:
     for key, minimum, inclusive in _BOUNDS:
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)
+        if value is None:           # an optional setting left to its default
+            continue
         if value < minimum or (not inclusive and value == minimum):
             bound = f">= {minimum}" if inclusive else f"> {minimum}"
             raise UserError(f"config key '{key}' must be {bound}, got {value!r}")

@@ -49,15 +49,18 @@ MAX_SUBSCRIPTION_BYTES = 4096  # a longer message from a subscriber ends its con
 class Publisher:
     def __init__(self, endpoint: str, high_water_mark: int = 1000, lossless: bool = False,
                  linger_s: float = 2.0, topics: Sequence[str] | None = None,
-                 curve: ServerKeys | None = None) -> None:
+                 curve: ServerKeys | None = None, send_buffer_bytes: int | None = None) -> None:
         """`topics`: every topic this run publishes; a subscription that is a prefix of none of them is never
         applied (None: any subscription is, for a publisher whose topics are not known in advance).
-        `curve`: encrypt, and admit only the subscribers on its allow-list (pipeline/security.py)."""
+        `curve`: encrypt, and admit only the subscribers on its allow-list (pipeline/security.py).
+        `send_buffer_bytes`: the kernel's send buffer per connection (None: the system's)."""
         self.topics = None if topics is None else [topic.encode() for topic in topics]
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.XPUB)
         self.authenticator = secure_server(self.context, self.socket, curve) if curve is not None else None
         self.socket.setsockopt(zmq.SNDHWM, high_water_mark)
+        if send_buffer_bytes is not None:
+            self.socket.setsockopt(zmq.SNDBUF, send_buffer_bytes)
         self.socket.setsockopt(zmq.RCVHWM, SUBSCRIPTION_HWM)
         self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_BYTES)
         self.socket.setsockopt(zmq.XPUB_MANUAL, 1)   # every notice comes up; we decide what is applied

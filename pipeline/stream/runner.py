@@ -150,7 +150,7 @@ class Runner:
         publish = self.settings.publish
         self.publisher = Publisher(options.endpoint or publish.endpoint, publish.high_water_mark,
                                    lossless=not options.live, topics=messages.run_topics(names),
-                                   curve=options.curve)
+                                   curve=options.curve, send_buffer_bytes=publish.send_buffer_bytes)
         self.audit = AuditLog(options.jsonl, options.append) if options.jsonl else None
         self.metrics = Metrics()
         self.errors: list[str] = []

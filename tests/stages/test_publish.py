@@ -76,3 +76,20 @@ def test_taken_endpoint_is_a_user_error():
     with pytest.raises(UserError, match="cannot publish on"):
         Publisher(first.endpoint)
     first.close()
+
+
+def test_only_subscriptions_that_can_match_a_topic_of_the_run_are_applied():
+    publisher = Publisher("tcp://127.0.0.1:*", topics=["alert.cam", "event.cam", "heartbeat"], linger_s=0)
+    everything, one_stream = subscriber(publisher.endpoint, ""), subscriber(publisher.endpoint, "alert.cam")
+    bogus = subscriber(publisher.endpoint, "alert.cam-and-more")        # longer than any topic: matches nothing
+    deadline = time.monotonic() + 5
+    while publisher.subscriptions + publisher.ignored_subscriptions < 3:
+        publisher.wait_for_subscribers(3, timeout_s=0.1)
+        assert time.monotonic() < deadline, "subscriptions did not arrive"
+    assert (publisher.subscriptions, publisher.ignored_subscriptions) == (2, 1)
+    assert publisher.try_send("alert.cam", "{}")
+    assert everything.poll(5000) and one_stream.poll(5000)
+    assert not bogus.poll(200)
+    for socket in (everything, one_stream, bogus):
+        socket.close()
+    publisher.close()

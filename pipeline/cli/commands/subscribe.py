@@ -90,24 +90,18 @@ WAIT_NOTICE_S = 2.0
 
 
 class Watch:
-    """Silence and lag, as an operator is told of them: once when they start, once when they end."""
+    """Silence, as an operator is told of it: once when it starts, once when it ends."""
 
-    def __init__(self, silence_s: float, max_lag_s: float) -> None:
-        self.silence_s, self.max_lag_s = silence_s, max_lag_s
+    def __init__(self, silence_s: float) -> None:
+        self.silence_s = silence_s
         self.last_arrival: float | None = None
-        self.silent = self.lagging = False
+        self.silent = False
 
-    def arrived(self, lag_s: float) -> None:
+    def arrived(self) -> None:
         now = time.monotonic()
         if self.silent:
             log.warning("monitor back after %.1f s of silence", now - self.last_arrival)
         self.silent, self.last_arrival = False, now
-        if lag_s > self.max_lag_s and not self.lagging:
-            log.warning("messages arrive %.1f s after they were published (more than --max-lag %g s): this "
-                        "subscriber or its network lags", lag_s, self.max_lag_s)
-        elif self.lagging and lag_s <= self.max_lag_s:
-            log.warning("caught up: messages arrive %.1f s after they were published", lag_s)
-        self.lagging = lag_s > self.max_lag_s
 
     def waited(self, endpoint: str) -> None:
         """Nothing arrived within one poll."""
@@ -135,14 +129,22 @@ def run(args: argparse.Namespace) -> int:
     def on_restart(stream: str) -> None:
         log.warning("[%s] the monitor restarted: its sequence starts again", stream)
 
+    def on_lag(stale: bool, lag_s: float) -> None:
+        if stale:
+            log.warning("messages arrive %.1f s after they were published (more than --max-lag %g s): this "
+                        "subscriber or its network lags", lag_s, args.max_lag)
+        else:
+            log.warning("caught up: messages arrive %.1f s after they were published", lag_s)
+
     received = alerts = 0
-    watch = Watch(args.silence, args.max_lag)
+    watch = Watch(args.silence)
     started = time.monotonic()
     previous = signal.signal(signal.SIGTERM, _interrupt)
     with ExitStack() as stack:
         stack.callback(signal.signal, signal.SIGTERM, previous)
         subscriber = stack.enter_context(AlertSubscriber(args.endpoint, args.topic or [""], on_gap=on_gap,
-                                                         on_restart=on_restart, curve=curve))
+                                                         on_restart=on_restart, curve=curve,
+                                                         max_lag_s=args.max_lag, on_lag=on_lag))
         out = stack.enter_context(args.jsonl.open("w", encoding="utf-8", buffering=1)) if args.jsonl else None
         told_waiting = False
         try:
@@ -159,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
                         break
                     continue
                 received += 1
-                watch.arrived(subscriber.lag_s(message))
+                watch.arrived()
                 if out is not None:
                     out.write(subscriber.last_payload.decode() + "\n")
                 line = describe(message)
