@@ -80,9 +80,10 @@ class StreamConfig:
 
 @dataclass
 class AlertConfig:
-    # The operating point: CUSUM over conformal p-values, calibrated by `nero fit --calibration-video` for
-    # this many false alarms per hour of in-distribution video (pipeline/ood/operating_point.py). null, or
-    # an artifact without that calibration: the m-of-n hysteresis below instead.
+    # The operating point: the alert threshold of the on_count-of-window rule below, calibrated by
+    # `nero fit --calibration-video` for this many false alarms per hour of in-distribution video
+    # (pipeline/ood/operating_point.py). null, or an artifact without that calibration: the same rule on
+    # the per-frame threshold instead (with a warning when the artifact could have been calibrated).
     false_alarms_per_hour: float | None = 1.0
     on_count: int = 3
     window: int = 5

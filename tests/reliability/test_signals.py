@@ -38,3 +38,26 @@ def test_a_second_signal_aborts_cleanly(stop_signal, demo_frames, make_clip, mon
     assert "Traceback" not in err and "terminate called" not in err
     text = audit.read_text()
     assert text.endswith("\n") and all(json.loads(line) for line in text.splitlines())
+
+
+def test_sigterm_mid_replay_stops_with_a_whole_audit_and_a_stop_event(demo_frames, make_clip,
+                                                                      monitor_config_file, tmp_path):
+    """A replay is a record: stopped half-way, it says so (its stop event, exit 0 for a stop that was asked
+    for) and its audit holds every frame it published, whole, in order."""
+    clip = make_clip(tmp_path / "recording.mp4", demo_frames * 10)
+    audit = tmp_path / "audit.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "replay", str(clip), "--config", str(monitor_config_file), "--realtime",
+         "--publish", "tcp://127.0.0.1:*", "--jsonl", str(audit), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 120
+    while not (audit.is_file() and audit.read_text().count('"type":"frame"') >= 10):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0 and "Traceback" not in err, err
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    frames = [record["seq"] for record in records if record["type"] == "frame"]
+    assert 10 <= len(frames) < 600 and frames == list(range(len(frames)))
+    assert records[-1]["event"] == "stop"

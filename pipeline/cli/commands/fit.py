@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of the relevance-kNN distance given to the features, 0 <= W < 1 (default: "
                              "0.75, chosen the same way)")
     parser.add_argument("--calibration-video", metavar="FILE", type=Path,
-                        help="in-distribution video (no OOD in it) that sets the operating points: the CUSUM limit "
+                        help="in-distribution video (no OOD in it) that sets the operating points: the alert threshold "
                              "for each false-alarm rate that config key alert.false_alarms_per_hour can ask for "
                              "(scripts/make_demo_clip.py --calibration makes one from Kvasir-SEG)")
     parser.add_argument("--batch-size", metavar="N", type=int, default=32)
