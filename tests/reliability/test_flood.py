@@ -9,19 +9,9 @@ here, with bounds far from both today's figures (0.09 s, 25 fps, +250 MB in 15 s
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("flood_check", REPO / "scripts" / "flood_check.py")
-flood_check = importlib.util.module_from_spec(spec)
-sys.modules["flood_check"] = flood_check
-spec.loader.exec_module(flood_check)
-
-
-def test_a_subscription_flood_does_not_silence_the_alerts(demo_frames, make_clip, monitor_config_file,
-                                                          tmp_path):
+def test_a_subscription_flood_does_not_silence_the_alerts(flood_check, demo_frames, make_clip,
+                                                          monitor_config_file, tmp_path):
     clip = make_clip(tmp_path / "camera.mp4", demo_frames * 10)      # 24 s of camera at 25 fps
     run = flood_check.one_run(clip, seconds=6.0, flooded=True, config=monitor_config_file)
     assert run["subscribe_frames_sent"] > 100_000, "the flood did not happen"

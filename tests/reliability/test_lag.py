@@ -34,23 +34,15 @@ def small_buffers_config(base: Path, folder: Path) -> Path:
     return path
 
 
-def free_endpoint() -> str:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
-
-
 def slow(endpoint: str, lags: list) -> AlertSubscriber:
     return AlertSubscriber(endpoint, topics=("alert.",), high_water_mark=5, receive_buffer_bytes=4096,
                            max_lag_s=1.0, on_lag=lambda stale, lag: lags.append((stale, lag)))
 
 
-def test_a_lagging_live_subscriber_gets_stale_marks_and_gaps_not_the_others(demo_frames, make_clip,
+def test_a_lagging_live_subscriber_gets_stale_marks_and_gaps_not_the_others(flood_check, demo_frames, make_clip,
                                                                              monitor_config_file, tmp_path):
     clip = make_clip(tmp_path / "camera.mp4", demo_frames * 10)        # 24 s of camera
-    config, endpoint, lags = small_buffers_config(monitor_config_file, tmp_path), free_endpoint(), []
+    config, endpoint, lags = small_buffers_config(monitor_config_file, tmp_path), flood_check.free_endpoint(), []
     with AlertSubscriber(endpoint, topics=("alert.",)) as normal, slow(endpoint, lags) as laggard:
         monitor = subprocess.Popen([sys.executable, "-m", "pipeline", "live", f"cam={clip}", "--config",
                                     str(config), "--publish", endpoint], stdout=subprocess.DEVNULL,
@@ -73,9 +65,9 @@ def test_a_lagging_live_subscriber_gets_stale_marks_and_gaps_not_the_others(demo
     assert normal.gaps == [] and seen > 50           # the subscriber that keeps up lost nothing
 
 
-def test_a_lagging_replay_subscriber_holds_the_replay_back_and_loses_nothing(short_clip, monitor_config_file,
-                                                                           tmp_path):
-    config, endpoint, lags = small_buffers_config(monitor_config_file, tmp_path), free_endpoint(), []
+def test_a_lagging_replay_subscriber_holds_the_replay_back_and_loses_nothing(flood_check, short_clip,
+                                                                           monitor_config_file, tmp_path):
+    config, endpoint, lags = small_buffers_config(monitor_config_file, tmp_path), flood_check.free_endpoint(), []
     with slow(endpoint, lags) as laggard:
         replay = subprocess.Popen([sys.executable, "-m", "pipeline", "replay", str(short_clip), "--config",
                                    str(config), "--publish", endpoint, "--wait-subscribers", "1",

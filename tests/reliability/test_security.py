@@ -5,7 +5,6 @@ reach unless told to."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -20,10 +19,6 @@ from stages.publish import Publisher
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
-spec = importlib.util.spec_from_file_location("flood_check", REPO / "scripts" / "flood_check.py")
-flood_check = importlib.util.module_from_spec(spec)
-sys.modules["flood_check"] = flood_check
-spec.loader.exec_module(flood_check)
 
 
 @pytest.fixture
@@ -41,7 +36,7 @@ def subscribe(endpoint: str, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
 
 
-def test_curve_admits_the_allow_list_only(keys, short_clip, monitor_config_file, tmp_path):
+def test_curve_admits_the_allow_list_only(flood_check, keys, short_clip, monitor_config_file, tmp_path):
     endpoint, received = flood_check.free_endpoint(), tmp_path / "received.jsonl"
     allowed = subscribe(endpoint, "--curve-server", str(keys / "monitor.key"), "--curve-key",
                         str(keys / "display.key_secret"), "--jsonl", str(received))
@@ -63,7 +58,7 @@ def test_curve_admits_the_allow_list_only(keys, short_clip, monitor_config_file,
     assert all("Traceback" not in err for _, err in outcomes.values())
 
 
-def test_a_strangers_flood_never_reaches_a_curve_monitor(keys):
+def test_a_strangers_flood_never_reaches_a_curve_monitor(flood_check, keys):
     publisher = Publisher("tcp://127.0.0.1:*", topics=["alert.cam"],
                           curve=server_keys(keys / "monitor.key_secret", keys / "allowed"))
     flooder = subprocess.Popen([sys.executable, str(REPO / "scripts" / "flood_check.py"), "--flood",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,12 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-def free_endpoint() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
-
-
 def live(clip: Path, config: Path, endpoint: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pipeline", "live", f"cam={clip}", "--config", str(config),
                              "--publish", endpoint], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
@@ -40,9 +33,9 @@ def receive_frames(subscriber: AlertSubscriber, count: int, deadline_s: float = 
         frames += message is not None and message["type"] == "frame"
 
 
-def test_a_killed_and_restarted_monitor_is_reported(demo_frames, make_clip, monitor_config_file, tmp_path):
+def test_a_killed_and_restarted_monitor_is_reported(flood_check, demo_frames, make_clip, monitor_config_file, tmp_path):
     clip = make_clip(tmp_path / "camera.mp4", demo_frames * 10)      # 24 s: still running when killed
-    endpoint = free_endpoint()
+    endpoint = flood_check.free_endpoint()
     restarted: list[str] = []
     with AlertSubscriber(endpoint, on_restart=restarted.append) as subscriber:
         for frames in (20, 5):                      # the first run, then the same monitor started again
@@ -55,10 +48,10 @@ def test_a_killed_and_restarted_monitor_is_reported(demo_frames, make_clip, moni
     assert restarted == ["cam"] and subscriber.gaps == []     # a restart, not a gap of "negative" size
 
 
-def test_nero_subscribe_says_when_the_monitor_falls_silent(demo_frames, make_clip, monitor_config_file,
+def test_nero_subscribe_says_when_the_monitor_falls_silent(flood_check, demo_frames, make_clip, monitor_config_file,
                                                            tmp_path):
     clip = make_clip(tmp_path / "camera.mp4", demo_frames * 10)
-    endpoint, received = free_endpoint(), tmp_path / "received.jsonl"
+    endpoint, received = flood_check.free_endpoint(), tmp_path / "received.jsonl"
     subscriber = subprocess.Popen([sys.executable, "-m", "pipeline", "subscribe", endpoint, "--silence", "1.5",
                                    "--timeout", "4", "--jsonl", str(received)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
