@@ -24,6 +24,10 @@ Choices, and why (docs/DATA.md says the same at more length):
 - Windows are saved square, OUTPUT_SIZE px, JPEG quality 95 (the classifier sees 224 px).
 - OOD: laparoscopic = every LAPAROSCOPIC_STEP-th frame of endo.mp4 (consecutive frames are near duplicates),
   halved to 640x360; capsule, chest X-ray and natural photos are copied unchanged.
+- Bank: OUT/ID/bank/unlabelled/ holds BANK_PER_FRAME more windows of every training frame, at a scale drawn
+  from [0.25, 0.5] and any position inside the picture, whatever they hold (polyp edges included), with no
+  label: the views a pan over a frame shows, for relevance-kNN's bank (`nero fit --bank`), never for training
+  or validation.
 The per-window ground truth (frame, box, polyp share and cover) goes to OUT/ID/windows.csv.
 """
 
@@ -56,6 +60,8 @@ MIN_SHARE = 0.05
 PER_FRAME = 2
 GRID_STEP = 8  # px between the window positions considered
 OUTPUT_SIZE = 256
+BANK_PER_FRAME = 4
+BANK_SCALES = (0.25, 0.5)    # the range bank windows' sides are drawn from, x the frame's shorter side
 DARK_LEVEL = 30
 LAPAROSCOPIC_STEP = 5
 OOD_COPIED = ("capsule", "chest-xray", "natural")
@@ -178,6 +184,27 @@ def build_split(kvasir: Path, split: str, out: Path, seed: int, limit: int | Non
     return rows
 
 
+def build_bank(kvasir: Path, out: Path, seed: int, limit: int | None) -> int:
+    """Write OUT/ID/bank/unlabelled/*.jpg from the training frames; returns how many."""
+    written = 0
+    for path in tqdm(list_images(kvasir / "train" / "images")[:limit], desc="ID bank", unit="frame"):
+        rgb = read_rgb(path)
+        h, w = rgb.shape[:2]
+        rng = np.random.default_rng([seed, zlib.crc32(path.name.encode()), 1])
+        content = cv2.integral(content_mask(rgb).astype(np.uint8))
+        for index in range(BANK_PER_FRAME):
+            side = round(rng.uniform(*BANK_SCALES) * min(h, w))
+            xs, ys = np.arange(0, w - side + 1, GRID_STEP), np.arange(0, h - side + 1, GRID_STEP)
+            usable = np.argwhere(box_sums(content, xs, ys, side) >= MIN_CONTENT * side * side)
+            if len(usable):
+                i, j = usable[rng.integers(len(usable))]
+                window = Window(path.name, -1, int(xs[j]), int(ys[i]), side, 0.0, 0.0, "unlabelled")
+                write_jpeg(out / "ID" / "bank" / "unlabelled" / f"{path.stem}_b{index}.jpg",
+                           window_pixels(rgb, window))
+                written += 1
+    return written
+
+
 def build_ood(data: Path, out: Path, limit: int | None) -> dict[str, int]:
     """Write OUT/OOD/<set>/ and return the number of images per set."""
     import av
@@ -226,11 +253,13 @@ def main(argv: list[str] | None = None) -> None:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    bank = build_bank(kvasir, args.out, args.seed, args.limit)
     ood = build_ood(args.shared, args.out, args.limit)
     for split in ("train", "val"):
         counts = {c: sum(r["split"] == split and r["label"] == c for r in rows) for c in CLASSES}
         per_scale = [sum(r["split"] == split and r["scale"] == s for r in rows) for s in range(len(SCALES))]
         print(f"ID {split}: " + ", ".join(f"{c} {n}" for c, n in counts.items()) + f" (per scale {per_scale})")
+    print(f"ID bank: {bank} unlabelled windows of the training frames")
     print("OOD: " + ", ".join(f"{name} {n}" for name, n in ood.items()))
     print(f"written to {args.out}")
 

@@ -68,6 +68,13 @@ def explain_relevance(found: RelevanceScore, bundle: Bundle, top: int = TOP_NEUR
     return explanations
 
 
+def window_class(explanation: dict) -> str:
+    """The nearest window's class as a reader should take it: an unlabelled bank window (`nero fit --bank`)
+    has only the classifier's prediction."""
+    name = str(explanation.get("nearest", "?"))
+    return f"{name}, as predicted: unlabelled" if str(explanation.get("window", "")).startswith("bank/") else name
+
+
 def explain_nero(terms: NeroTerms, scorer: NeroScorer, class_names: list[str],
                  top: int = TOP_NEURONS) -> list[dict]:
     """One compact, JSON-ready explanation per row of `terms`.

@@ -22,6 +22,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from pipeline.explain.field import window_class
 from pipeline.explain.heatmap import Heatmap
 from pipeline.explain.render import overlay, relevance_colormap
 from pipeline.model.bundle import Bundle, Inference
@@ -88,7 +89,7 @@ class FrameFacts:
             relevance = RelevanceFacts(
                 shares=split.neurons[index].cpu().numpy(),
                 parts={name: float(part[index]) for name, part in split.parts.items()},
-                window=explanation.get("window"), window_class=explanation.get("nearest"),
+                window=explanation.get("window"), window_class=window_class(explanation),
                 window_thumbnail=bundle.thumbnail(row) if row is not None else None)
         return cls(pred=bundle.class_names[pred], prob=float(probs[index, pred]),
                    score=float(terms.score[index]), threshold=bundle.threshold, detector=bundle.detector,

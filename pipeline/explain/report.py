@@ -32,6 +32,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pipeline.errors import UserError
+from pipeline.explain.field import window_class
 from pipeline.explain.heatmap import HeatmapExplainer
 from pipeline.explain.render import overlay
 from pipeline.media.video import video_frames
@@ -284,7 +285,7 @@ def _explanation_html(explain: dict, bundle: Bundle) -> str:
         picture = (f'<img class="window" src="{_data_uri(_jpeg(tile), "jpeg")}" alt="nearest training window">'
                    if tile is not None else "")
         window = (f"<br>nearest training window: {html.escape(explain['window'])} "
-                  f"({html.escape(str(explain.get('nearest', '?')))}) {picture}")
+                  f"({html.escape(window_class(explain))}) {picture}")
     return (f"parts (each over its scale): {parts}<br>" if parts else "") + \
         f"neurons (share of the score): {neurons}{window}"
 

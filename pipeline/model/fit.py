@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from pipeline.config import Config
 from pipeline.errors import UserError
-from pipeline.media.images import image_folder, read_rgb, thumbnail, write_mosaic
+from pipeline.media.images import image_folder, list_images, read_rgb, thumbnail, write_mosaic
 from pipeline.media.video import video_info
 from pipeline.model.artifact import save_artifact
 from pipeline.model.bundle import configured_model, preprocess_settings
@@ -62,6 +62,7 @@ def fit_artifact(
     knn_k: int = 20,
     knn_feature_weight: float = 0.75,
     calibration_video: Path | None = None,
+    bank_dir: Path | None = None,
 ) -> FitReport:
     device = config.torch_device()
     train_paths, train_labels, classes = image_folder(train_dir)
@@ -75,6 +76,11 @@ def fit_artifact(
     classifier, preprocess, weights = configured_model(config, device)
     train_features, train_logits = extract_features(classifier, preprocess, train_paths, batch_size, device, "train")
     val_features, val_logits = extract_features(classifier, preprocess, val_paths, batch_size, device, "val")
+    bank_paths = list_images(bank_dir) if bank_dir is not None else []
+    if bank_dir is not None and not bank_paths:
+        raise UserError(f"no images in the bank folder {bank_dir}")
+    bank_features, bank_logits = extract_features(classifier, preprocess, bank_paths, batch_size, device, "bank") \
+        if bank_paths else (None, None)
     head = classifier.head
     try:
         scorer = NeroScorer.fit(train_features, train_labels, head.weight.detach(), head.bias.detach(),
@@ -85,9 +91,13 @@ def fit_artifact(
     val_scores = val_terms.score.cpu().numpy()
     threshold = threshold_for(val_scores)
     ensemble = RelevanceEnsemble(knn_k, knn_feature_weight).fit(
-        FitData(train_features, train_logits, torch.tensor(train_labels), scorer.weight.cpu(), scorer.bias.cpu()))
-    ensemble.knn.ids = [path.relative_to(train_dir).with_suffix("").as_posix() for path in train_paths]
-    ensemble.knn.labels = torch.tensor(train_labels)
+        FitData(train_features, train_logits, torch.tensor(train_labels), scorer.weight.cpu(), scorer.bias.cpu(),
+                unlabelled=bank_features))
+    # The bank's rows, in its order: the training windows, then the unlabelled ones with the class predicted.
+    ensemble.knn.ids = [path.relative_to(train_dir).with_suffix("").as_posix() for path in train_paths] + \
+        [f"bank/{path.relative_to(bank_dir).with_suffix('').as_posix()}" for path in bank_paths]
+    ensemble.knn.labels = torch.tensor(train_labels + ([] if bank_logits is None else
+                                                       bank_logits.argmax(1).tolist()))
     val_accuracy = float((val_logits.argmax(1) == torch.tensor(val_labels)).float().mean())
     video_live = {}
     if calibration_video is not None:   # in-distribution video: the false-alarm operating points
@@ -97,7 +107,8 @@ def fit_artifact(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_mosaic(out_dir / THUMBNAILS, np.stack([thumbnail(read_rgb(path), THUMBNAIL_SIDE) for path in
-                                                 tqdm(train_paths, desc="thumbnails", leave=False, disable=None)]))
+                                                 tqdm(train_paths + bank_paths, desc="thumbnails", leave=False,
+                                                      disable=None)]))
     saved = ensemble.save(out_dir)
     settings = {"nero": {}, "relevance-knn": saved["knn"], "relevance-mahalanobis": saved["mahalanobis"],
                 "relevance-ensemble": saved}
@@ -122,7 +133,8 @@ def fit_artifact(
         preprocess=preprocess_settings(config),
         data={"train": str(train_dir), "val": str(val_dir),
               "train_per_class": dict(zip(classes, np.bincount(train_labels).tolist(), strict=True)),
-              "val_per_class": dict(zip(classes, np.bincount(val_labels).tolist(), strict=True))},
+              "val_per_class": dict(zip(classes, np.bincount(val_labels).tolist(), strict=True)),
+              "bank": None if bank_dir is None else str(bank_dir), "bank_windows": len(bank_paths)},
         validation={"accuracy": val_accuracy, "flagged": float((val_scores > threshold).mean())},
         detectors=detectors,
         thumbnails={"file": THUMBNAILS, "side": THUMBNAIL_SIDE},

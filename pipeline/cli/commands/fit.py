@@ -47,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="in-distribution video (no OOD in it) that sets the operating points: the alert threshold "
                              "for each false-alarm rate that config key alert.false_alarms_per_hour can ask for "
                              "(scripts/make_demo_clip.py --calibration makes one from Kvasir-SEG)")
+    parser.add_argument("--bank", metavar="DIR", type=Path,
+                        help="unlabelled in-distribution images added to relevance-kNN's bank: views a video "
+                             "shows that the labelled classes do not (scripts/prepare_data.py writes ID/bank: "
+                             "windows of the training frames at any place and scale)")
     parser.add_argument("--batch-size", metavar="N", type=int, default=32)
 
 
@@ -58,12 +62,14 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.knn_k < 1:
         raise UserError(f"--knn-k must be at least 1, got {args.knn_k}")
+    if args.bank is not None and not args.bank.is_dir():
+        raise UserError(f"--bank: no such folder: {args.bank}")
     if args.calibration_video is not None and not args.calibration_video.is_file():
         raise UserError(f"--calibration-video: no such file: {args.calibration_video}")
     if not 0 <= args.knn_feature_weight < 1:
         raise UserError(f"--knn-feature-weight must lie in [0, 1), got {args.knn_feature_weight}")
     report = fit_artifact(config, args.train, args.val, args.out, args.k or DEFAULT_K, args.n_components,
-                          args.batch_size, args.knn_k, args.knn_feature_weight, args.calibration_video)
+                          args.batch_size, args.knn_k, args.knn_feature_weight, args.calibration_video, args.bank)
     emit(f"fitted on {report.n_train} training images; validation accuracy {report.val_accuracy:.2%} "
           f"on {report.n_val} images")
     emit(f"{report.detector} threshold {report.threshold:.4g} ({report.val_flagged:.1%} of validation images above "

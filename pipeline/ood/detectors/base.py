@@ -51,6 +51,9 @@ class FitData:
     weight: torch.Tensor     # C x D
     bias: torch.Tensor       # C
     validation: Validation | None = field(default=None, repr=False)
+    # In-distribution views without a label (windows a pan shows that no clean class holds): detectors that
+    # need no labels add them to their reference set (relevance-kNN's bank); M x D features.
+    unlabelled: torch.Tensor | None = field(default=None, repr=False)
 
     def subset(self, rows: torch.Tensor) -> FitData:
         """The same head with only the given training rows (and no validation data)."""

@@ -17,12 +17,17 @@ from pipeline.model.bundle import load_bundle
 FIXTURES = Path(__file__).resolve().parents[3] / "data"
 
 
+def bank_folder(benchmark: Path) -> Path:
+    """Unlabelled views for relevance-kNN's bank (here: the training polyps again, under another name)."""
+    return benchmark / "ID" / "train" / "polyp"
+
+
 @pytest.fixture(scope="module")
 def fitted(small_benchmark, resnet_config, tmp_path_factory):
     out = tmp_path_factory.mktemp("fit") / "mine"
     code = main(["fit", "--config", str(resnet_config), "--train", str(small_benchmark / "ID" / "train"),
                  "--val", str(small_benchmark / "ID" / "val"), "--out", str(out), "--n-components", "8",
-                 "--k", "100"])
+                 "--k", "100", "--bank", str(bank_folder(small_benchmark))])
     assert code == 0
     return out
 
@@ -43,6 +48,19 @@ def test_fit_writes_a_complete_artifact(fitted):
     assert detectors["nero"]["threshold"] == manifest["threshold"]
     assert detectors["relevance-knn"]["k"] == 20 and detectors["relevance-knn"]["feature_weight"] == 0.75
     assert 0 < detectors["relevance-knn"]["threshold"] <= 2
+    banked = len(list_images(bank_folder(FIXTURES)))
+    assert manifest["data"]["bank_windows"] == banked > 0
+
+
+def test_the_bank_holds_the_training_rows_then_the_unlabelled_ones(fitted):
+    from safetensors import safe_open
+
+    manifest = json.loads((fitted / "manifest.json").read_text())
+    with safe_open(str(fitted / "relevance_bank.safetensors"), "pt") as bank:
+        ids, rows = json.loads(bank.metadata()["ids"]), bank.get_tensor("bank").shape[0]
+    train = sum(manifest["data"]["train_per_class"].values())
+    assert rows == len(ids) == train + manifest["data"]["bank_windows"]
+    assert not any(i.startswith("bank/") for i in ids[:train]) and all(i.startswith("bank/") for i in ids[train:])
 
 
 def test_the_live_detector_is_a_config_choice(fitted, small_benchmark, tmp_path):
