@@ -91,6 +91,9 @@ class AlertSubscriber:
         if curve is not None:
             secure_client(self.socket, curve)
         self.handshakes = self.socket.get_monitor_socket(HANDSHAKE_EVENTS)
+        self.poller = zmq.Poller()      # messages, and the handshakes the monitor refused
+        self.poller.register(self.socket, zmq.POLLIN)
+        self.poller.register(self.handshakes, zmq.POLLIN)
         for topic in topics:
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         try:
@@ -101,10 +104,7 @@ class AlertSubscriber:
 
     def receive(self, timeout_s: float | None = None) -> dict[str, Any] | None:
         """The next message as a dict; None if nothing arrived within `timeout_s` (None: wait forever)."""
-        poller = zmq.Poller()
-        poller.register(self.socket, zmq.POLLIN)
-        poller.register(self.handshakes, zmq.POLLIN)
-        ready = dict(poller.poll(None if timeout_s is None else int(timeout_s * 1000)))
+        ready = dict(self.poller.poll(None if timeout_s is None else int(timeout_s * 1000)))
         if self.handshakes in ready:
             self._refused(recv_monitor_message(self.handshakes)["event"])
         if self.socket not in ready:

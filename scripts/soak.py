@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         subscriber.send_signal(signal.SIGTERM)
         subscriber.wait(60)
 
-    published = json.loads(metrics.read_text())["streams"]["cam"]["frames"]
+    cam = json.loads(metrics.read_text())["streams"]["cam"]
+    published = cam["frames"]
     audited, received = frames_of(audit), frames_of(normal)
     seqs = [message["seq"] for message in received]
     events = Counter(json.loads(line).get("event") for line in audit.read_text().splitlines())
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "minutes": args.minutes, "source_drops": drops, "reconnecting_events": events["reconnecting"],
         "published_frames": published, "audit_frames": len(audited), "normal_subscriber_frames": len(received),
         "normal_subscriber_gapless": seqs == list(range(len(seqs))),
-        "frames_dropped_live": json.loads(metrics.read_text())["streams"]["cam"]["drops"],
+        "frames_dropped_live": cam["drops"],
         "rss_mb": {"first": float(rss[0]), "max": float(rss.max()), "last": float(rss[-1])},
         "latency_ms_per_minute": {int(k): {"p50": float(np.percentile(latency[minute == k], 50)),
                                            "p99": float(np.percentile(latency[minute == k], 99))}

@@ -14,14 +14,11 @@ admits; each subscriber runs with its own secret key and the monitor's public ke
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 from pathlib import Path
 
 from pipeline.cli.console import emit
 from pipeline.errors import UserError
-
-log = logging.getLogger(__name__)
 
 HELP = "make a CURVE key pair (NAME.key, NAME.key_secret) for a monitor or a subscriber"
 
