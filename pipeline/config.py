@@ -105,6 +105,10 @@ class PublishConfig:
     curve_key: str | None = None
     curve_clients: str | None = None
     allow_remote: bool = False      # bind an address other machines can reach (refused otherwise)
+    # A small JPEG of what the model sees, on preview.<stream>, this many times a second per stream (0: off;
+    # for `nero display`). Made on a thread of its own from the latest frame: it never holds up an alert.
+    preview_fps: float = 0.0
+    preview_width: int = 320        # pixels; the height follows the frame's aspect ratio
 
 
 @dataclass
@@ -193,6 +197,7 @@ _BOUNDS = (
     ("alert.on_count", 1, True), ("alert.window", 1, True), ("alert.off_after", 1, True),
     ("alert.smoothing_window", 1, True), ("publish.high_water_mark", 1, True),
     ("publish.send_buffer_bytes", 1024, True), ("publish.heartbeat_s", 0, False),
+    ("publish.preview_fps", 0, True), ("publish.preview_width", 16, True),
     ("explain.max_pending", 1, True), ("explain.close_s", 0, True), ("explain.max_side", 16, True),
 )
 

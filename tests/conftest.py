@@ -99,6 +99,26 @@ def make_clip():
     return write_clip
 
 
+def clip_segments(path: Path, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
+    """The frames of `path` whose index lies in one of the [start, end) ranges, in order, full size."""
+    frames = []
+    with av.open(str(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index >= ranges[-1][1]:
+                break
+            if any(start <= index < end for start, end in ranges):
+                frames.append(frame.to_ndarray(format="rgb24"))
+    return frames
+
+
+@pytest.fixture(scope="session")
+def alert_clip(tmp_path_factory, demo_clip) -> Path:
+    """8 s of the demo clip at 25 fps, with truth: Kvasir-SEG (frames 0-99), chest X-ray (100-174: the bundled
+    default alerts on it within 2 frames), Kvasir-SEG again (175-199: the alert goes off)."""
+    frames = clip_segments(demo_clip, [(1350, 1525), (1575, 1600)])
+    return write_clip(tmp_path_factory.mktemp("clips") / "procedure.mp4", frames)
+
+
 @pytest.fixture(scope="session")
 def short_clip(tmp_path_factory, demo_frames) -> Path:
     """A 60-frame, 25 fps H.264 MP4 of real frames."""

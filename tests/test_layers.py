@@ -30,9 +30,10 @@ ALLOWED: dict[str, set[str]] = {
                "pipeline.model", "pipeline.explain"},
     "pipeline.stream": {"pipeline.errors", "pipeline.security", "pipeline.messages", "pipeline.config",
                         "pipeline.media", "pipeline.ood", "pipeline.model", "pipeline.explain", "stages"},
+    "pipeline.display": {"pipeline.errors", "pipeline.security", "pipeline.messages", "pipeline.client"},
     "pipeline.cli": {"pipeline.errors", "pipeline.security", "pipeline.messages", "pipeline.config", "pipeline.client",
                      "pipeline.media", "pipeline.ood", "pipeline.model", "pipeline.explain",
-                     "pipeline.evaluation", "pipeline.stream"},
+                     "pipeline.evaluation", "pipeline.stream", "pipeline.display"},
     "pipeline": {"pipeline.client", "pipeline.ood", "pipeline.cli"},   # the package face and __main__
 }
 

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     existing.add_argument("--overwrite", action="store_true", help="replace an existing --jsonl audit file")
     existing.add_argument("--append", action="store_true", help="add to an existing --jsonl audit file")
     parser.add_argument("--metrics-json", type=Path, metavar="FILE", help="write the run's figures here")
+    parser.add_argument("--preview-fps", type=float, metavar="FPS",
+                        help="publish a small JPEG of what the model sees on preview.<stream>, FPS times a second "
+                             "per stream, for `nero display` (default: the config's publish.preview_fps, 0: off)")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics while running (frames, "
+                             "drops, alerts, latency histogram, queue depths per stream; needs the metrics "
+                             "extra: pip install 'nero-monitor[metrics]')")
 
 
 def check_outputs(args: argparse.Namespace, audit: Path | None, *files: Path | None) -> None:
@@ -53,6 +61,8 @@ def check_outputs(args: argparse.Namespace, audit: Path | None, *files: Path | N
         problem = endpoint_problem(args.publish)
         if problem:
             raise UserError(f"--publish {args.publish}: {problem}")
+    if args.metrics_port is not None:
+        check_metrics_port(args.metrics_port)
     if (args.overwrite or args.append) and audit is None:
         raise UserError(f"--{'overwrite' if args.overwrite else 'append'} applies to the --jsonl audit file, "
                         "and none was given")
@@ -68,6 +78,30 @@ def check_outputs(args: argparse.Namespace, audit: Path | None, *files: Path | N
             raise UserError(f"cannot write {path}: no folder {folder}")
         if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
             raise UserError(f"cannot write {path}: permission denied")
+
+
+def check_metrics_port(port: int) -> None:
+    """--metrics-port: prometheus-client is installed and the port is free on 127.0.0.1 (0: any free port)."""
+    if not 0 <= port <= 65535:
+        raise UserError(f"--metrics-port {port}: not a port number (0-65535)")
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise UserError("--metrics-port needs prometheus-client: pip install 'nero-monitor[metrics]'") from None
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise UserError(f"--metrics-port {port}: cannot serve on 127.0.0.1:{port}: {error.strerror}") from None
+
+
+def apply_flags(args: argparse.Namespace, config: Config) -> Config:
+    """The flags that override a config value (checked like the config's own)."""
+    if args.preview_fps is not None:
+        if not args.preview_fps >= 0:
+            raise UserError(f"--preview-fps must be >= 0, got {args.preview_fps}")
+        config.publish.preview_fps = args.preview_fps
+    return config
 
 
 def publish_keys(args: argparse.Namespace, config: Config) -> ServerKeys | None:

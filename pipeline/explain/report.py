@@ -35,6 +35,7 @@ from pipeline.errors import UserError
 from pipeline.explain.field import window_class
 from pipeline.explain.heatmap import HeatmapExplainer
 from pipeline.explain.render import overlay
+from pipeline.media.images import encode_jpeg
 from pipeline.media.video import video_frames
 from pipeline.model.artifact import detector_settings
 from pipeline.model.bundle import Bundle
@@ -185,20 +186,13 @@ def _truth_band(band, records: list[dict], truth: Truth, outcome: AlertOutcome) 
                    f"video), red segments: missed ({len(outcome.missed)})", fontsize=9)
 
 
-def _jpeg(image: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return data.tobytes()
-
-
 def thumbnail_jpeg(frame: np.ndarray, image: np.ndarray) -> bytes:
     """The frame and its heatmap overlay side by side, each THUMBNAIL_SIDE px on its longer side."""
     scale = THUMBNAIL_SIDE / max(frame.shape[:2])
     size = (round(frame.shape[1] * scale), round(frame.shape[0] * scale))
     small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
     gap = np.full((size[1], 6, 3), 255, np.uint8)
-    return _jpeg(np.concatenate([small, gap, cv2.resize(image, size, interpolation=cv2.INTER_AREA)], axis=1))
+    return encode_jpeg(np.concatenate([small, gap, cv2.resize(image, size, interpolation=cv2.INTER_AREA)], axis=1), 88)
 
 
 @dataclass
@@ -282,8 +276,8 @@ def _explanation_html(explain: dict, bundle: Bundle) -> str:
     window = ""
     if "window" in explain:
         tile = bundle.thumbnail(explain["window_row"])
-        picture = (f'<img class="window" src="{_data_uri(_jpeg(tile), "jpeg")}" alt="nearest training window">'
-                   if tile is not None else "")
+        picture = (f'<img class="window" src="{_data_uri(encode_jpeg(tile, 88), "jpeg")}" '
+                   'alt="nearest training window">' if tile is not None else "")
         window = (f"<br>nearest training window: {html.escape(explain['window'])} "
                   f"({html.escape(window_class(explain))}) {picture}")
     return (f"parts (each over its scale): {parts}<br>" if parts else "") + \

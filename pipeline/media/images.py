@@ -86,6 +86,14 @@ def write_mosaic(path: Path, tiles: np.ndarray, quality: int = 85) -> None:
         raise UserError(f"cannot write {path}")
 
 
+def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+    """RGB uint8 -> JPEG bytes."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return data.tobytes()
+
+
 def mosaic_tile(mosaic: np.ndarray, index: int, side: int) -> np.ndarray:
     """Tile `index` of a mosaic read with `read_rgb`."""
     row, column = divmod(index, MOSAIC_COLUMNS)

@@ -85,6 +85,11 @@ class StageQueue:
             self._closed = True
             self._changed.notify_all()
 
+    def held_counts(self) -> dict[str, int]:
+        """Items waiting, per stream."""
+        with self._changed:
+            return dict(self._held)
+
     def drop_counts(self) -> dict[str, int]:
         with self._changed:
             return dict(self.drops)

@@ -21,8 +21,10 @@ Modes:
 Heatmaps (RunOptions.explain, `nero live --explain`): the publish thread hands the frame that turns a stream's
 alert on to an `ExplainWorker` (a separate process, at most `explain.max_pending` frames waiting, a frame that
 finds them waiting is dropped and counted) and goes on at once; finished heatmaps come back on the worker's thread
-into a deque that the publish thread drains on each pass and sends on explain.<stream>, since only the publish
-thread may touch the socket.
+into the outbox, a deque that the publish thread drains on each pass and sends on explain.<stream>, since only
+the publish thread may touch the socket. Previews (`publish.preview_fps`) take the same way back from their
+own thread (pipeline/stream/preview.py). The nearest training window's thumbnail, on each alert_on, is a tile
+of the artifact's mosaic and goes out at once.
 
 Control items (`SourceEvent`: start, stop, error, reconnecting) travel through the same queues as the frames,
 so each stream's events reach subscribers in order with its frames. `stop()` (SIGINT, SIGTERM) lets the
@@ -50,11 +52,14 @@ from tqdm import tqdm
 
 from pipeline import messages
 from pipeline.config import AlertConfig, Config, ExplainConfig, PublishConfig, StreamConfig
-from pipeline.explain.worker import ExplainResult, ExplainWorker
+from pipeline.explain.field import window_class
+from pipeline.explain.worker import ExplainWorker
+from pipeline.media.images import encode_jpeg
 from pipeline.media.video import Frame, Source, SourceError, open_source, source_kind
 from pipeline.model.bundle import Bundle
 from pipeline.security import ServerKeys
 from pipeline.stream.metrics import Metrics
+from pipeline.stream.preview import PreviewWorker
 from pipeline.stream.queues import END, StageQueue
 from pipeline.stream.report import RunReport
 from pipeline.stream.state import StreamStates
@@ -114,6 +119,7 @@ class RunOptions:
     progress: bool = False
     explain: bool = False                  # heatmaps of alert_on frames on explain.<stream>, off the hot path
     curve: ServerKeys | None = None        # encrypt; admit only the allow-list's subscribers
+    metrics_port: int | None = None        # serve Prometheus /metrics on 127.0.0.1:PORT (0: a free port)
 
 
 @dataclass
@@ -137,6 +143,7 @@ class Graph:
     frames: StageQueue
     results: StageQueue
     explain: ExplainWorker | None
+    preview: PreviewWorker | None
 
 
 class Runner:
@@ -153,12 +160,16 @@ class Runner:
                                    curve=options.curve, send_buffer_bytes=publish.send_buffer_bytes)
         self.audit = AuditLog(options.jsonl, options.append) if options.jsonl else None
         self.metrics = Metrics()
+        self.exporter = None
+        if options.metrics_port is not None:   # prometheus-client is an extra: imported only when asked for
+            from pipeline.stream.prometheus import Exporter
+            self.exporter = Exporter(options.metrics_port, names)
         self.errors: list[str] = []
         self.unsent = 0
         self._ignored_seen = 0
         self._stopping = threading.Event()
         self._failure: BaseException | None = None
-        self._states = StreamStates(names, bundle.detector)
+        self._states = StreamStates(names, bundle.detector, bundle.alert_threshold)
         self._graph: Graph | None = None
 
     @property
@@ -192,17 +203,22 @@ class Runner:
             if self.options.annotate else None
         counts = [info["frames"] for info in opened]
         total = sum(counts) if counts and all(counts) else None
-        # Heatmaps: a process of their own; results come back on its thread and wait here for the publish
-        # thread (one entry per finished heatmap, drained on every pass of the publish loop).
-        explained: deque[ExplainResult] = deque()
-        heatmaps = self.settings.explain
-        explain = ExplainWorker(self.bundle.classifier, self.bundle.preprocess, explained.append,
+        # Heatmaps (a process of their own) and previews (a thread) come back on their threads and wait in the
+        # outbox for the publish thread (one multipart message each, drained on every pass of its loop).
+        outbox: deque[list[bytes]] = deque()
+        heatmaps, publish = self.settings.explain, self.settings.publish
+        explain = ExplainWorker(self.bundle.classifier, self.bundle.preprocess,
+                                lambda result: outbox.append(result.multipart()),
                                 max_pending=heatmaps.max_pending, max_side=heatmaps.max_side) \
             if self.options.explain else None
+        preview = PreviewWorker(publish.preview_fps, publish.preview_width, outbox.append) \
+            if publish.preview_fps > 0 else None
+        if self.exporter is not None:
+            self.exporter.watch_queues(lambda: (frames.drop_counts(), frames.held_counts(), len(results)))
         workers = [self._thread("score", self._score, frames, batcher, score, results),
-                   self._thread("publish", self._publish, results, alert, annotate, total, explain,
-                                explained)]
-        return Graph(sources, workers, frames, results, explain)
+                   self._thread("publish", self._publish, results, alert, annotate, total, explain, preview,
+                                outbox)]
+        return Graph(sources, workers, frames, results, explain, preview)
 
     def run(self) -> RunReport:
         """Run until every source has ended (or `stop()`), then drain; returns the figures of the run."""
@@ -213,6 +229,8 @@ class Runner:
             if not self._stopping.is_set():   # else stopped while waiting for subscribers: nothing to run
                 if graph.explain is not None:  # first: the process takes seconds to load the model
                     graph.explain.start()
+                if graph.preview is not None:
+                    graph.preview.start()
                 for thread in graph.sources + graph.workers:
                     thread.start()
                 while any(t.is_alive() for t in graph.sources) and not self._stopping.wait(0.1):
@@ -227,6 +245,8 @@ class Runner:
                 if spec.opened is not None:  # its thread never took it
                     spec.opened.close()
             self.publisher.close()
+            if self.exporter is not None:
+                self.exporter.close()
             if self.audit:
                 self.audit.close()
         if self._failure is not None:
@@ -321,7 +341,8 @@ class Runner:
                 dispatch(batcher.add(item, now))
 
     def _publish(self, results: StageQueue, alert: AlertStage, annotate: Annotator | None,
-                 total: int | None, explain: ExplainWorker | None, explained: deque[ExplainResult]) -> None:
+                 total: int | None, explain: ExplainWorker | None, preview: PreviewWorker | None,
+                 outbox: deque[list[bytes]]) -> None:
         """Publish thread: decide, send and record every frame; heartbeats, events, reports, heatmaps."""
         beat = self.settings.publish.heartbeat_s
         report_every = self.settings.stream.report_every_s if self.options.live else 0.0
@@ -339,20 +360,22 @@ class Runner:
                 if report_every and now >= next_report:
                     log.info("%s", self._live_report(reported))
                     next_report, reported = now + report_every, len(self.metrics)
-                self._send_explained(explained)
+                self._send_outbox(outbox)
                 if item is END:
                     return
                 if isinstance(item, SourceEvent):
                     self._send(self._states.source_event(item.stream, item.event, item.details, time.time()))
                 elif item is not None:
                     self.metrics.record_depth("results", len(results))
-                    self._publish_batch(item, alert, annotate, explain)
+                    self._publish_batch(item, alert, annotate, explain, preview)
                     bar.update(len(item.frames))
         finally:
             bar.close()
             if explain is not None:  # the heatmaps already queued: finished and sent before the stop events
                 explain.close(self.settings.explain.close_s)
-                self._send_explained(explained)
+            if preview is not None:
+                preview.close()
+            self._send_outbox(outbox)
             for message in self._states.stop_unfinished(time.time()):
                 self._send(message)
             if annotate is not None:
@@ -361,7 +384,7 @@ class Runner:
     # -- publishing ------------------------------------------------------------------------------------------
 
     def _publish_batch(self, batch: ScoredBatch, alert: AlertStage, annotate: Annotator | None,
-                       explain: ExplainWorker | None) -> None:
+                       explain: ExplainWorker | None, preview: PreviewWorker | None) -> None:
         picked = time.perf_counter()
         threshold = self.bundle.threshold
         for frame, result in zip(batch.frames, batch.results, strict=True):
@@ -370,13 +393,21 @@ class Runner:
             self._send(message)
             if decision.changed:
                 self._send(self._states.alert_event(message, time.time()))
+                if decision.alert:
+                    self._send_nearest(message)
                 if decision.alert and explain is not None:
                     explain.submit(frame.stream, message["seq"], frame.image)   # never waits; full: dropped
+            if preview is not None:
+                preview.offer(frame.stream, message["seq"], frame.image, picked)   # never waits
             if annotate is not None:
                 annotate(frame.image, pred=result.pred, prob=result.prob, score=result.score,
                          threshold=threshold, ood=decision.ood, alert=decision.alert)
+            published = time.perf_counter()
             self.metrics.record(frame.t_decoded, frame.t_dequeued, batch.t_dispatched, batch.t_scored, picked,
-                                time.perf_counter())
+                                published)
+            if self.exporter is not None:
+                self.exporter.record(frame.stream, published - frame.t_decoded, decision.ood,
+                                     decision.changed and decision.alert)
 
     def _send(self, message: dict[str, Any]) -> None:
         """Audit, then ZeroMQ."""
@@ -401,10 +432,21 @@ class Runner:
             event = self._states.event(stream, "error", time.time(), message=f"audit stopped: {error}")
             self._send_parts([messages.topic_of(event).encode(), messages.encode(event).encode()])
 
-    def _send_explained(self, explained: deque[ExplainResult]) -> None:
-        """Heatmaps the worker finished, sent from this thread because the socket is not thread-safe."""
-        while explained:
-            self._send_parts(explained.popleft().multipart())
+    def _send_outbox(self, outbox: deque[list[bytes]]) -> None:
+        """Heatmaps and previews finished elsewhere, sent from this thread because the socket is not
+        thread-safe."""
+        while outbox:
+            self._send_parts(outbox.popleft())
+
+    def _send_nearest(self, message: dict[str, Any]) -> None:
+        """The thumbnail of the training window nearest to the frame that turned the alert on, where the
+        detector names one and the artifact stores thumbnails (a tile of a mosaic read once: ~0.1 ms)."""
+        explanation = message["explain"]
+        row = explanation.get("window_row")
+        tile = self.bundle.thumbnail(row) if row is not None else None
+        if tile is not None:
+            self._send_parts(messages.nearest_parts(message["stream"], message["seq"], explanation["window"],
+                                                    window_class(explanation), encode_jpeg(tile)))
 
     def _send_parts(self, parts: list[bytes]) -> None:
         """ZeroMQ; in replay wait while a subscriber lags (up to stream.stop_grace_s once stopping)."""

@@ -29,9 +29,10 @@ class StreamState:
 
 
 class StreamStates:
-    def __init__(self, names: list[str], detector: str) -> None:
+    def __init__(self, names: list[str], detector: str, alert_threshold: float | None = None) -> None:
         self.streams = {name: StreamState() for name in names}
         self.detector = detector   # the name of the score every frame message carries
+        self.alert_threshold = alert_threshold   # the operating point; None: the per-frame threshold
 
     def frame_message(self, frame: Frame, result: Scored, decision: Decision, threshold: float,
                       t_publish: float) -> dict[str, Any]:
@@ -42,7 +43,7 @@ class StreamStates:
             stream=frame.stream, seq=state.seq, frame=frame.index, pts=frame.pts, t_capture=frame.t_capture,
             t_publish=t_publish, pred=result.pred, prob=result.prob, detector=self.detector, score=result.score,
             threshold=threshold, ood=decision.ood, reason=decision.reason, alert=decision.alert,
-            explain=result.explain)
+            explain=result.explain, alert_threshold=self.alert_threshold)
 
     def alert_event(self, frame_message: dict[str, Any], t: float) -> dict[str, Any]:
         """alert_on / alert_off for the frame whose message switched the alert; alert_on is counted."""
@@ -51,7 +52,8 @@ class StreamStates:
         return self.event(stream, "alert_on" if on else "alert_off", t, frame=frame_message["frame"],
                           pts=frame_message["pts"], reason=frame_message["reason"],
                           detector=frame_message["detector"], score=frame_message["score"],
-                          threshold=frame_message["threshold"], explain=frame_message["explain"])
+                          threshold=frame_message["threshold"], alert_threshold=frame_message["alert_threshold"],
+                          explain=frame_message["explain"])
 
     def source_event(self, stream: str, event: str, details: dict[str, Any], t: float) -> dict[str, Any]:
         """A source's start, stop, error or reconnecting, which also moves the stream's state."""

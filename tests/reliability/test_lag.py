@@ -22,7 +22,10 @@ from pipeline.client import AlertSubscriber
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
-SMALL = {"high_water_mark": 5, "send_buffer_bytes": 4096}
+# 25 messages (1 s of frames) and 4 kB: small enough that the slow subscriber overflows within seconds, while
+# the normal one, whose ZeroMQ I/O thread may be starved for a moment on a loaded 2-core machine (a high-water
+# mark of 5, 0.2 s, once was not enough in a full suite run), keeps a second of slack.
+SMALL = {"high_water_mark": 25, "send_buffer_bytes": 4096}
 READ_PAUSE_S = 0.25         # the slow subscriber reads 4 messages a second; frames come at 25
 
 

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.cli.monitor import add_run_arguments, check_outputs, execute, publish_keys
+from pipeline.cli.monitor import add_run_arguments, apply_flags, check_outputs, execute, publish_keys
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
@@ -75,11 +75,12 @@ def run(args: argparse.Namespace) -> int:
         if spec.kind == "device" and device.startswith("/dev/") and not Path(device).exists():
             raise UserError(f"no such capture device: {device}")
     check_outputs(args, args.jsonl, args.metrics_json)
-    config = load_config(args.config)
+    config = apply_flags(args, load_config(args.config))
     options = RunOptions(live=True, endpoint=args.publish, jsonl=args.jsonl, append=args.append,
-                         explain=args.explain, curve=publish_keys(args, config))
+                         explain=args.explain, curve=publish_keys(args, config), metrics_port=args.metrics_port)
     runner = Runner(load_bundle(config), specs, options, RunSettings.of(config))
     names = ", ".join(f"{spec.name} ({source_kind(spec.source)})" for spec in specs)
     heatmaps = " (heatmaps on explain.<stream>)" if args.explain else ""
-    log.info("monitoring %s; publishing on %s%s", names, runner.endpoint, heatmaps)
+    metrics = f"; metrics on http://127.0.0.1:{runner.exporter.port}/metrics" if runner.exporter else ""
+    log.info("monitoring %s; publishing on %s%s%s", names, runner.endpoint, heatmaps, metrics)
     return execute(runner, args.metrics_json)

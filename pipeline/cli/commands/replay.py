@@ -17,7 +17,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.cli.monitor import add_run_arguments, check_outputs, execute, publish_keys
+from pipeline.cli.monitor import add_run_arguments, apply_flags, check_outputs, execute, publish_keys
 from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.model.bundle import load_bundle
     from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec
 
-    config = load_config(args.config)
+    config = apply_flags(args, load_config(args.config))
     name = args.name or stream_name(args.source)
     if args.report and source_kind(args.source) != "file":
         raise UserError("--report needs a video file: it reads the frames of each alert again afterwards")
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     bundle = load_bundle(config)
     runner = Runner(bundle, [StreamSpec(name, args.source, opened)], RunOptions(
         endpoint=args.publish, jsonl=audit, append=args.append, annotate=args.annotate, realtime=args.realtime,
-        wait_subscribers=args.wait_subscribers, progress=args.progress, curve=curve), RunSettings.of(config))
+        wait_subscribers=args.wait_subscribers, progress=args.progress, curve=curve,
+        metrics_port=args.metrics_port), RunSettings.of(config))
     log.info("replaying %s as stream '%s', publishing on %s", args.source, name, runner.endpoint)
     code = execute(runner, args.metrics_json)
     if args.report:

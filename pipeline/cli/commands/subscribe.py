@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cli.console import emit
+from pipeline.cli.subscriber import add_curve_arguments, curve_keys
 from pipeline.client import AlertSubscriber, Gap
 from pipeline.errors import UserError
-from pipeline.security import client_keys
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit after S seconds in which nothing arrived (counted from the first message)")
     parser.add_argument("--silence", type=float, metavar="S", default=3.0,
                         help="warn when nothing arrived for S seconds (heartbeats come every second; default 3)")
-    parser.add_argument("--curve-server", type=Path, metavar="FILE",
-                        help="CURVE: the monitor's public key file (NAME.key)")
-    parser.add_argument("--curve-key", type=Path, metavar="FILE",
-                        help="CURVE: this subscriber's secret key file (NAME.key_secret from `nero keys`)")
+    add_curve_arguments(parser)
     parser.add_argument("--max-lag", type=float, metavar="S", default=2.0,
                         help="warn when messages arrive more than S seconds after they were published (default 2)")
 
@@ -118,9 +115,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--count and --timeout must be positive")
     if args.silence <= 0 or args.max_lag <= 0:
         raise UserError("--silence and --max-lag must be positive")
-    if (args.curve_server is None) != (args.curve_key is None):
-        raise UserError("CURVE needs both --curve-server (the monitor's public key) and --curve-key (ours)")
-    curve = client_keys(args.curve_key, args.curve_server) if args.curve_key else None
+    curve = curve_keys(args)
 
     def on_gap(gap: Gap) -> None:
         log.warning("[%s] gap: %d message(s) missed (seq %d..%d)", gap.stream, gap.missing, gap.expected,

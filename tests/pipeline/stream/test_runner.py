@@ -150,8 +150,10 @@ def test_replay_publishes_every_frame_once_in_order_and_the_audit_matches(bundle
     assert [m["pts"] for m in frames] == pytest.approx([i / 25 for i in range(60)])
     first = frames[0]
     assert set(first) == {"v", "type", "stream", "seq", "frame", "pts", "t_capture", "t_publish", "pred",
-                          "prob", "detector", "score", "threshold", "ood", "reason", "alert", "explain"}
+                          "prob", "detector", "score", "threshold", "alert_threshold", "ood", "reason", "alert",
+                          "explain"}
     assert first["pred"] in bundle.class_names and first["threshold"] == pytest.approx(bundle.threshold)
+    assert first["alert_threshold"] == pytest.approx(bundle.alert_threshold or bundle.threshold)
     assert all(m["detector"] == bundle.detector for m in frames)
     assert all(m["ood"] == (m["score"] > m["threshold"]) and m["reason"] == ("score" if m["ood"] else None)
                for m in frames)                                  # real frames: the quality guard stays quiet

@@ -70,7 +70,11 @@ def test_live_explain_publishes_the_alert_on_frame_as_png_without_holding_frames
     assert alert_on, "the clip raised no alert: nothing to explain"
     alerting = {m["seq"] for m in frames if m["alert"]}
 
-    heatmaps = [parts for parts in received if parts[0] == b"explain.cam"]
+    pictures = [parts for parts in received if parts[0] == b"explain.cam"]
+    heatmaps = [parts for parts in pictures if json.loads(parts[1])["type"] == "explain"]
+    nearest = [json.loads(parts[1]) for parts in pictures if json.loads(parts[1])["type"] == "nearest"]
+    # every alert_on names its nearest training window, and its thumbnail follows it
+    assert sorted(m["seq"] for m in nearest) == sorted(m["last_seq"] for m in alert_on)
     assert heatmaps, f"no heatmap published; worker {result.explain}"
     for _, header, png in heatmaps:
         header = json.loads(header)

@@ -56,3 +56,17 @@ def test_explain_flag_starts_the_heatmap_worker_and_reports_it(short_clip, monit
     assert "heatmaps on explain.<stream>" in done.stderr and "heatmaps: " in done.stdout
     stats = json.loads(metrics.read_text())["explain"]
     assert set(stats) == {"submitted", "dropped", "done", "failed", "last_error"} and stats["failed"] == 0
+
+
+def test_a_metrics_port_in_use_is_refused_before_the_model_loads(short_clip, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline", "live", f"cam={short_clip}", "--metrics-port",
+             str(taken.getsockname()[1]), "--config", str(tmp_path / "never-read.yaml")],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    # the port is checked before the config is even read, let alone the model loaded
+    assert done.returncode == 2 and "--metrics-port" in done.stderr and "cannot serve" in done.stderr, done.stderr
