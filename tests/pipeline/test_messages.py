@@ -51,13 +51,9 @@ def test_the_contract_refuses_a_field_it_does_not_name(validators):
     assert not validators["frame"].is_valid({k: v for k, v in message.items() if k != "score"})
 
 
-def test_every_message_of_a_real_live_run_fits_the_schema(validators, alert_clip, monitor_config_file, tmp_path):
-    """Frames, every event (start, alert_on, alert_off, stop), heartbeats, the heatmap (--explain), the nearest
-    window's thumbnail and previews (--preview-fps), as a subscriber receives them, and the audit's lines."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        endpoint = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
-    audit, received, done = tmp_path / "audit.jsonl", [], threading.Event()
+def received_during(command: list[str], endpoint: str) -> list[dict]:
+    """Every message a subscriber connected before the monitor starts receives while `command` runs."""
+    received, done = [], threading.Event()
 
     def listen() -> None:
         with AlertSubscriber(endpoint) as subscriber:   # connected before the monitor binds: misses nothing
@@ -70,22 +66,47 @@ def test_every_message_of_a_real_live_run_fits_the_schema(validators, alert_clip
     listener = threading.Thread(target=listen)
     listener.start()
     try:
-        run = subprocess.run([sys.executable, "-m", "pipeline", "live", f"endo={alert_clip}", "--config",
-                              str(monitor_config_file), "--publish", endpoint, "--jsonl", str(audit), "--explain",
-                              "--preview-fps", "4"], capture_output=True, text=True, timeout=180,
-                             env={**os.environ, "PYTHONPATH": str(REPO)})
+        run = subprocess.run([sys.executable, "-m", "pipeline", *command, "--publish", endpoint], capture_output=True,
+                             text=True, timeout=180, env={**os.environ, "PYTHONPATH": str(REPO)})
     finally:
         done.set()
         listener.join()
     assert run.returncode == 0, run.stderr
+    return received
+
+
+def free_endpoint() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def misfits(validators, found: list[dict]) -> list[tuple[str, str]]:
+    return [(m["type"], error.message) for m in found for error in validators[m["type"]].iter_errors(m)]
+
+
+def test_every_message_of_a_real_replay_fits_the_schema(validators, alert_clip, monitor_config_file, tmp_path):
+    """Frames, every event (start, alert_on, alert_off, stop), heartbeats, the nearest window's thumbnail and
+    previews, all of them (the replay waits for the subscriber), and every line of the audit."""
+    audit = tmp_path / "audit.jsonl"
+    received = received_during(["replay", str(alert_clip), "--config", str(monitor_config_file), "--jsonl",
+                                str(audit), "--preview-fps", "4", "--wait-subscribers", "1", "--no-progress"],
+                               free_endpoint())
     audited = [json.loads(line) for line in audit.read_text().splitlines()]
-    wrong = [(m["type"], error.message) for m in received + audited
-             for error in validators[m["type"]].iter_errors(m)]
-    assert wrong == []
+    assert misfits(validators, received + audited) == []
+    assert {m["type"] for m in received} == set(messages.MESSAGE_KINDS) - {"explain"}   # heatmaps: live only
+    assert {m["event"] for m in received if m["type"] == "event"} == {"start", "alert_on", "alert_off", "stop"}
+    assert len([m for m in received if m["type"] == "frame"]) == 200
+
+
+def test_every_message_of_a_real_live_run_fits_the_schema(validators, alert_clip, monitor_config_file, tmp_path):
+    """The same with --explain: the heatmap's header too."""
+    audit = tmp_path / "audit.jsonl"
+    received = received_during(["live", f"endo={alert_clip}", "--config", str(monitor_config_file), "--jsonl",
+                                str(audit), "--explain", "--preview-fps", "4"], free_endpoint())
+    audited = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert misfits(validators, received + audited) == []
     assert {m["type"] for m in received} == set(messages.MESSAGE_KINDS)
-    # the start event can go out before the subscription has arrived; the audit has it
-    events = {m["event"] for m in received + audited if m["type"] == "event"}
-    assert events == {"start", "alert_on", "alert_off", "stop"}
 
 
 def test_the_documented_examples_fit_the_schema(validators):

@@ -63,10 +63,10 @@ def describe(message: dict[str, Any]) -> str | None:
     event = message["event"]
     if event == "alert_on":
         explain = message.get("explain") or {}
+        level = message.get("alert_threshold", message["threshold"])
         return (f"{head} ALERT ON   frame {message['frame']} ({message['pts']:.2f} s): "
-                f"{message.get('detector', 'score')} {message['score']:.4g} > threshold "
-                f"{message['threshold']:.4g}, nearest class "
-                f"{explain.get('nearest', '?')}")
+                f"{message.get('detector', 'score')} {message['score']:.4g} (alert threshold "
+                f"{level:.4g}), reason {message.get('reason') or 'score'}, nearest class {explain.get('nearest', '?')}")
     if event == "alert_off":
         return f"{head} alert off  frame {message['frame']} ({message['pts']:.2f} s)"
     if event == "start":
