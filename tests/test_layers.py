@@ -30,10 +30,12 @@ ALLOWED: dict[str, set[str]] = {
                "pipeline.model", "pipeline.explain"},
     "pipeline.stream": {"pipeline.errors", "pipeline.security", "pipeline.messages", "pipeline.config",
                         "pipeline.media", "pipeline.ood", "pipeline.model", "pipeline.explain", "stages"},
+    "pipeline.archive": {"pipeline.errors", "pipeline.config", "pipeline.media", "pipeline.ood", "pipeline.model",
+                         "pipeline.stream"},
     "pipeline.display": {"pipeline.errors", "pipeline.security", "pipeline.messages", "pipeline.client"},
     "pipeline.cli": {"pipeline.errors", "pipeline.security", "pipeline.messages", "pipeline.config", "pipeline.client",
                      "pipeline.media", "pipeline.ood", "pipeline.model", "pipeline.explain",
-                     "pipeline.evaluation", "pipeline.stream", "pipeline.display"},
+                     "pipeline.evaluation", "pipeline.stream", "pipeline.display", "pipeline.archive"},
     "pipeline": {"pipeline.client", "pipeline.ood", "pipeline.cli"},   # the package face and __main__
 }
 

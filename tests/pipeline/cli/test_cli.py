@@ -15,8 +15,9 @@ import pytest
 
 from pipeline.cli import build_parser, main
 
-HEAVY = ("torch", "faiss", "sklearn", "matplotlib", "cv2", "av", "zennit", "timm", "aiohttp", "prometheus_client")
-COMMANDS = ("bench", "display", "eval", "explain", "fit", "keys", "live", "replay", "score", "subscribe")
+HEAVY = ("torch", "faiss", "sklearn", "matplotlib", "cv2", "av", "zennit", "timm", "aiohttp", "prometheus_client",
+         "ray")
+COMMANDS = ("archive", "bench", "display", "eval", "explain", "fit", "keys", "live", "replay", "score", "subscribe")
 
 
 def imported_by(code: str) -> list[str]:
