@@ -20,6 +20,7 @@ Three kinds, told apart by the `type` field and the topic (subscribers filter by
   conservation_error (pipeline.explain.heatmap.Heatmap).
 - `explain.<stream>`, type "nearest": on each alert_on of a detector that names the nearest training window,
   multipart [topic, JSON header, JPEG]: that window's thumbnail from the artifact (stream, seq, window, class).
+- `hub`, type "hub" (`nero hub` only): the hub's own heartbeat: t, uptime_s, monitors (connected now).
 - `preview.<stream>`, type "preview" (`publish.preview_fps`, off by default): multipart [topic, JSON header,
   JPEG], a small picture of what the model sees, a few times a second (stream, seq, width, height).
 
@@ -39,6 +40,7 @@ from typing import Any, Literal, TypedDict
 
 SCHEMA_VERSION = 1
 HEARTBEAT_TOPIC = "heartbeat"
+HUB_TOPIC = "hub"
 TOP_NEURONS = 5   # deviating neurons a frame's `explain` field lists
 
 
@@ -163,9 +165,19 @@ class PreviewHeader(TypedDict):
     height: int
 
 
+class HubMessage(TypedDict):
+    """`nero hub`'s own heartbeat."""
+
+    v: int
+    type: Literal["hub"]
+    t: float
+    uptime_s: float
+    monitors: int            # monitors connected to the hub now
+
+
 MESSAGE_KINDS: dict[str, type] = {
     "frame": FrameMessage, "event": EventMessage, "heartbeat": HeartbeatMessage, "explain": ExplainHeader,
-    "nearest": NearestHeader, "preview": PreviewHeader}
+    "nearest": NearestHeader, "preview": PreviewHeader, "hub": HubMessage}
 
 
 def frame_topic(stream: str) -> str:
@@ -226,6 +238,11 @@ def event_message(stream: str, event: str, last_seq: int, t: float, **details: A
 def heartbeat_message(t: float, uptime_s: float, streams: dict[str, StreamHealth]) -> HeartbeatMessage:
     return {"v": SCHEMA_VERSION, "type": "heartbeat", "t": round(t, 6), "uptime_s": round(uptime_s, 3),
             "streams": streams}
+
+
+def hub_message(t: float, uptime_s: float, monitors: int) -> HubMessage:
+    return {"v": SCHEMA_VERSION, "type": "hub", "t": round(t, 6), "uptime_s": round(uptime_s, 3),
+            "monitors": monitors}
 
 
 def explain_parts(stream: str, seq: int, seconds: float, conservation_error: float, png: bytes) -> list[bytes]:

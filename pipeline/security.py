@@ -91,10 +91,16 @@ def secure_server(context: zmq.Context, socket: zmq.Socket, keys: ServerKeys) ->
     authenticator = ThreadAuthenticator(context)
     authenticator.start()
     authenticator.configure_curve(domain="*", location=str(keys.clients))
+    curve_server(socket, keys)
+    return authenticator
+
+
+def curve_server(socket: zmq.Socket, keys: ServerKeys) -> None:
+    """Make `socket` a CURVE server with these keys; the allow-list is enforced by the authenticator that
+    `secure_server` started on the socket's context (one per context: a hub's two sockets share it)."""
     socket.curve_secretkey = keys.secret
     socket.curve_publickey = keys.public
     socket.curve_server = True
-    return authenticator
 
 
 def secure_client(socket: zmq.Socket, keys: ClientKeys) -> None:

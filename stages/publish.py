@@ -3,7 +3,8 @@
 Input:  (topic, payload) string pairs (pipeline/messages.py builds them), or ready multipart frames (an
         explain.<stream> heatmap: [topic, JSON header, PNG]).
 Output: messages on an XPUB socket bound to `endpoint` (tcp://127.0.0.1:* picks a free port; the
-        `endpoint` attribute reads the bound address back).
+        `endpoint` attribute reads the bound address back), or connected to a hub's XSUB socket there
+        (`connect`, `nero hub`: the hub forwards its subscribers' subscriptions, which arrive here the same way).
 
 The stage owns its socket and nothing else: it starts no thread and keeps no queue. It is an XPUB rather than
 a PUB so that it sees subscriptions arrive (`wait_for_subscribers`, for a replay that must not start before
@@ -38,7 +39,7 @@ from collections.abc import Sequence
 import zmq
 
 from pipeline.errors import UserError
-from pipeline.security import ServerKeys, secure_server
+from pipeline.security import ClientKeys, ServerKeys, secure_client, secure_server
 
 SUBSCRIPTION_HWM = 16          # subscribe/unsubscribe notices one peer may have waiting
 NOTICES_PER_SEND = 256         # read before each send; at ~3 us each, under 1 ms
@@ -49,15 +50,21 @@ MAX_SUBSCRIPTION_BYTES = 4096  # a longer message from a subscriber ends its con
 class Publisher:
     def __init__(self, endpoint: str, high_water_mark: int = 1000, lossless: bool = False,
                  linger_s: float = 2.0, topics: Sequence[str] | None = None,
-                 curve: ServerKeys | None = None, send_buffer_bytes: int | None = None) -> None:
+                 curve: ServerKeys | ClientKeys | None = None, send_buffer_bytes: int | None = None,
+                 connect: bool = False) -> None:
         """`topics`: every topic this run publishes; a subscription that is a prefix of none of them is never
         applied (None: any subscription is, for a publisher whose topics are not known in advance).
-        `curve`: encrypt, and admit only the subscribers on its allow-list (pipeline/security.py).
+        `curve`: encrypt, and admit only the subscribers on its allow-list (pipeline/security.py); with
+        `connect`, the monitor's own keys and the hub's public key (the hub keeps the allow-list).
         `send_buffer_bytes`: the kernel's send buffer per connection (None: the system's)."""
         self.topics = None if topics is None else [topic.encode() for topic in topics]
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.XPUB)
-        self.authenticator = secure_server(self.context, self.socket, curve) if curve is not None else None
+        self.authenticator = None
+        if isinstance(curve, ServerKeys):
+            self.authenticator = secure_server(self.context, self.socket, curve)
+        elif curve is not None:
+            secure_client(self.socket, curve)
         self.socket.setsockopt(zmq.SNDHWM, high_water_mark)
         if send_buffer_bytes is not None:
             self.socket.setsockopt(zmq.SNDBUF, send_buffer_bytes)
@@ -67,12 +74,15 @@ class Publisher:
         self.socket.setsockopt(zmq.XPUB_NODROP, int(lossless))
         self.socket.setsockopt(zmq.LINGER, int(linger_s * 1000))  # deliver what is queued when closing
         try:
-            self.socket.bind(endpoint)
+            if connect:
+                self.socket.connect(endpoint)
+            else:
+                self.socket.bind(endpoint)
         except zmq.ZMQError as error:
             self.socket.close(0)
             self._end()
-            raise UserError(f"cannot publish on {endpoint}: {error}") from None
-        self.endpoint: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+            raise UserError(f"cannot {'reach the hub at' if connect else 'publish on'} {endpoint}: {error}") from None
+        self.endpoint: str = endpoint if connect else self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.subscriptions = 0
         self.ignored_subscriptions = 0
 

@@ -18,6 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline.config": {"pipeline.errors"},
     "pipeline.security": {"pipeline.errors"},
     "pipeline.client": {"pipeline.errors", "pipeline.security"},
+    "pipeline.hub": {"pipeline.errors", "pipeline.messages", "pipeline.security"},
     "pipeline.bundled": set(),
     "pipeline.media": {"pipeline.errors"},
     "pipeline.ood": {"pipeline.errors"},
@@ -35,7 +36,7 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline.display": {"pipeline.errors", "pipeline.security", "pipeline.messages", "pipeline.client"},
     "pipeline.cli": {"pipeline.errors", "pipeline.security", "pipeline.messages", "pipeline.config", "pipeline.client",
                      "pipeline.media", "pipeline.ood", "pipeline.model", "pipeline.explain",
-                     "pipeline.evaluation", "pipeline.stream", "pipeline.display", "pipeline.archive"},
+                     "pipeline.evaluation", "pipeline.stream", "pipeline.display", "pipeline.archive", "pipeline.hub"},
     "pipeline": {"pipeline.client", "pipeline.ood", "pipeline.cli"},   # the package face and __main__
 }
 

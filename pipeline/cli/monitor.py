@@ -20,7 +20,7 @@ from pipeline.errors import UserError
 
 if TYPE_CHECKING:
     from pipeline.config import Config
-    from pipeline.security import ServerKeys
+    from pipeline.security import ClientKeys, ServerKeys
     from pipeline.stream.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "subscribers need its NAME.key")
     parser.add_argument("--curve-clients", type=Path, metavar="DIR",
                         help="CURVE allow-list: a folder of the subscribers' public key files (*.key)")
+    parser.add_argument("--hub", metavar="ENDPOINT",
+                        help="publish into a `nero hub` at ENDPOINT (its --in) instead of binding a port")
+    parser.add_argument("--hub-key", type=Path, metavar="FILE",
+                        help="CURVE to the hub: the hub's public key file (with --curve-key, this monitor's "
+                             "secret key, which must be on the hub's allow-list)")
     parser.add_argument("--jsonl", type=Path, metavar="FILE",
                         help="audit file: every frame and event message, one JSON object per line")
     existing = parser.add_mutually_exclusive_group()
@@ -104,13 +109,29 @@ def apply_flags(args: argparse.Namespace, config: Config) -> Config:
     return config
 
 
-def publish_keys(args: argparse.Namespace, config: Config) -> ServerKeys | None:
+def publish_keys(args: argparse.Namespace, config: Config) -> ServerKeys | ClientKeys | None:
     """Who may subscribe, from the flags or else the config, checked before the model loads: a bind other
-    machines can reach is refused unless allowed, and warned about without CURVE."""
-    from pipeline.security import check_exposure, server_keys
+    machines can reach is refused unless allowed, and warned about without CURVE. With --hub, the monitor's
+    keys as the hub's client instead (the hub keeps the allow-list)."""
+    from pipeline.security import check_exposure, client_keys, is_loopback, server_keys
 
     publish = config.publish
     key = args.curve_key or (config.resolve(publish.curve_key) if publish.curve_key else None)
+    if args.hub is not None:
+        problem = endpoint_problem(args.hub)
+        if problem or not args.hub.startswith(("tcp://", "ipc://")):
+            raise UserError(f"--hub {args.hub}: {problem or 'expected tcp://HOST:PORT or ipc://PATH'}")
+        if args.curve_clients:
+            raise UserError("--curve-clients has no use with --hub: the hub keeps the allow-list")
+        if (key is None) != (args.hub_key is None):
+            raise UserError("CURVE to a hub needs both --hub-key (the hub's public key) and --curve-key (this "
+                            "monitor's secret key)")
+        if key is None and not is_loopback(args.hub):
+            log.warning("publishing to the hub at %s without CURVE: the alerts cross the network unencrypted "
+                        "(docs/SECURITY.md)", args.hub)
+        return client_keys(key, args.hub_key) if key is not None else None
+    if args.hub_key is not None:
+        raise UserError("--hub-key applies to --hub, and none was given")
     clients = args.curve_clients or (config.resolve(publish.curve_clients) if publish.curve_clients else None)
     if (key is None) != (clients is None):
         raise UserError("CURVE needs both the monitor's secret key (--curve-key, publish.curve_key) and the "

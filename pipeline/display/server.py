@@ -14,6 +14,7 @@ from the package (pipeline/display/static): no CDN, no build step, so it works o
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
 from collections import deque
@@ -59,8 +60,8 @@ class History:
 
 
 class DisplayServer:
-    def __init__(self, title: str = "nero-monitor") -> None:
-        self.title = title
+    def __init__(self, title: str = "nero-monitor", silence_s: float = 3.0) -> None:
+        self.title, self.silence_s = title, silence_s
         self.history = History()
         self.clients: set[asyncio.Queue[str | None]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -85,7 +86,8 @@ class DisplayServer:
                 queue.put_nowait(text)
 
     async def _page(self, _request: web.Request) -> web.Response:
-        page = (STATIC / "index.html").read_text().replace("{{title}}", self.title)
+        page = (STATIC / "index.html").read_text().replace("{{title}}", html.escape(self.title)) \
+            .replace("{{silence}}", f"{self.silence_s:g}")
         return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:

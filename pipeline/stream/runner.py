@@ -57,7 +57,7 @@ from pipeline.explain.worker import ExplainWorker
 from pipeline.media.images import encode_jpeg
 from pipeline.media.video import Frame, Source, SourceError, open_source, source_kind
 from pipeline.model.bundle import Bundle
-from pipeline.security import ServerKeys
+from pipeline.security import ClientKeys, ServerKeys
 from pipeline.stream.metrics import Metrics
 from pipeline.stream.preview import PreviewWorker
 from pipeline.stream.queues import END, StageQueue
@@ -118,7 +118,8 @@ class RunOptions:
     wait_subscribers: int = 0
     progress: bool = False
     explain: bool = False                  # heatmaps of alert_on frames on explain.<stream>, off the hot path
-    curve: ServerKeys | None = None        # encrypt; admit only the allow-list's subscribers
+    curve: ServerKeys | ClientKeys | None = None   # encrypt; bound: admit only the allow-list; hub: our keys
+    hub: str | None = None                 # publish into `nero hub` at this endpoint instead of binding
     metrics_port: int | None = None        # serve Prometheus /metrics on 127.0.0.1:PORT (0: a free port)
 
 
@@ -155,9 +156,10 @@ class Runner:
         self.bundle, self.streams, self.options = bundle, streams, options
         self.settings = settings or RunSettings()
         publish = self.settings.publish
-        self.publisher = Publisher(options.endpoint or publish.endpoint, publish.high_water_mark,
+        self.publisher = Publisher(options.hub or options.endpoint or publish.endpoint, publish.high_water_mark,
                                    lossless=not options.live, topics=messages.run_topics(names),
-                                   curve=options.curve, send_buffer_bytes=publish.send_buffer_bytes)
+                                   curve=options.curve, send_buffer_bytes=publish.send_buffer_bytes,
+                                   connect=options.hub is not None)
         self.audit = AuditLog(options.jsonl, options.append) if options.jsonl else None
         self.metrics = Metrics()
         self.exporter = None

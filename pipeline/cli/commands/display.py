@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as missing:
         raise UserError(f"nero display needs the display extra ({missing.name} is missing): "
                         "pip install 'nero-monitor[display]'") from None
-    server = DisplayServer(args.title)
+    server = DisplayServer(args.title, args.silence)
     feeds = [Feed(endpoint, server.post, curve, args.silence) for endpoint in args.endpoints]
     try:
         asyncio.run(_serve(server, feeds, args.host, args.port))

@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args, args.jsonl, args.metrics_json)
     config = apply_flags(args, load_config(args.config))
     options = RunOptions(live=True, endpoint=args.publish, jsonl=args.jsonl, append=args.append,
-                         explain=args.explain, curve=publish_keys(args, config), metrics_port=args.metrics_port)
+                         explain=args.explain, curve=publish_keys(args, config), metrics_port=args.metrics_port,
+                         hub=args.hub)
     runner = Runner(load_bundle(config), specs, options, RunSettings.of(config))
     names = ", ".join(f"{spec.name} ({source_kind(spec.source)})" for spec in specs)
     heatmaps = " (heatmaps on explain.<stream>)" if args.explain else ""

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     runner = Runner(bundle, [StreamSpec(name, args.source, opened)], RunOptions(
         endpoint=args.publish, jsonl=audit, append=args.append, annotate=args.annotate, realtime=args.realtime,
         wait_subscribers=args.wait_subscribers, progress=args.progress, curve=curve,
-        metrics_port=args.metrics_port), RunSettings.of(config))
+        metrics_port=args.metrics_port, hub=args.hub), RunSettings.of(config))
     log.info("replaying %s as stream '%s', publishing on %s", args.source, name, runner.endpoint)
     code = execute(runner, args.metrics_json)
     if args.report:

@@ -3,6 +3,9 @@
 "use strict";
 
 const HISTORY_S = 60;
+// A stream that no frame and no heartbeat has mentioned for this long is silent (its monitor died behind a hub
+// that still answers); the server's --silence, set in the page.
+const SILENCE_S = Number(document.body.dataset.silence || 3);
 const cards = new Map();      // endpoint + " " + stream (or endpoint alone before its first stream) -> card
 const signals = new Map();    // endpoint -> {state, detail}
 let socketOpen = false;
@@ -54,6 +57,9 @@ function bannerOf(c) {
   if (signal.state === "refused") return ["refused", "REFUSED", signal.detail];
   if (signal.state === "no signal") return ["nosignal", "NO SIGNAL", `monitor silent: ${signal.detail}`];
   if (signal.state === "connecting" || c.stream === undefined) return ["connecting", "CONNECTING", c.endpoint];
+  if (c.state !== "stopped" && c.seenAt && Date.now() / 1000 - c.seenAt > SILENCE_S) {
+    return ["nosignal", "NO SIGNAL", `nothing from this stream for ${SILENCE_S} s`];
+  }
   if (c.state === "stopped") return ["nosignal", "NO SIGNAL", `stream stopped (${c.stopReason || "stopped"})`];
   if (c.state === "reconnecting") return ["reconnecting", "RECONNECTING", c.reconnectReason || ""];
   if (c.alert) {
@@ -88,7 +94,7 @@ function onFrame(c, m) {
   if (m.alert && !c.alert) c.reason = m.reason || c.reason;
   c.alert = m.alert;
   c.lastFrame = m;
-  c.lastFrameAt = Date.now() / 1000;
+  c.seenAt = Date.now() / 1000;
 }
 
 function onEvent(c, m) {
@@ -218,9 +224,14 @@ function handle(m) {
     for (const [name, health] of Object.entries(m.streams)) {
       const c = card(m.endpoint, name);
       c.drops = health.drops;
+      c.seenAt = Date.now() / 1000;
       if (health.state !== "starting") c.state = health.state;
       showBanner(c);
     }
+    return;
+  }
+  if (m.type === "hub") {
+    document.getElementById("hub").textContent = `through a hub: ${m.monitors} monitor(s) connected`;
     return;
   }
   if (m.stream === undefined) return;     // lag: shown through the latency figures

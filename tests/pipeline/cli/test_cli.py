@@ -17,7 +17,8 @@ from pipeline.cli import build_parser, main
 
 HEAVY = ("torch", "faiss", "sklearn", "matplotlib", "cv2", "av", "zennit", "timm", "aiohttp", "prometheus_client",
          "ray")
-COMMANDS = ("archive", "bench", "display", "eval", "explain", "fit", "keys", "live", "replay", "score", "subscribe")
+COMMANDS = ("archive", "bench", "display", "eval", "explain", "fit", "hub", "keys", "live", "replay", "score",
+            "subscribe")
 
 
 def imported_by(code: str) -> list[str]:
