@@ -53,6 +53,10 @@ class Hub:
             socket.setsockopt(zmq.LINGER, 0)
         self.xpub.setsockopt(zmq.XPUB_NODROP, int(lossless))
         self.events = self.xsub.get_monitor_socket(CONNECTION_EVENTS)
+        # The proxy's stop button: one PAIR peer, made here, in the thread that will press it (the main thread,
+        # from a signal handler); a second peer would not be heard.
+        self._stop_button = self.context.socket(zmq.PAIR)
+        self._stop_button.connect(f"inproc://hub-control-{self.name}")
         self.endpoints = {}
         for socket, endpoint, side in ((self.xsub, inbound, "--in"), (self.xpub, outbound, "--out")):
             try:
@@ -81,14 +85,11 @@ class Hub:
             control.close(0)
 
     def stop(self) -> None:
-        """From any thread."""
-        sender = self.context.socket(zmq.PAIR)
-        sender.connect(f"inproc://hub-control-{self.name}")
-        sender.send(b"TERMINATE")
-        sender.close(0)
+        """From the thread that made the hub (a signal handler included); again does no harm."""
+        self._stop_button.send(b"TERMINATE", zmq.NOBLOCK)
 
     def close(self) -> None:
-        for socket in (self.xsub, self.xpub, self.events):
+        for socket in (self.xsub, self.xpub, self.events, self._stop_button):
             socket.close(0)
         if self.authenticator is not None:
             self.authenticator.stop()

@@ -151,3 +151,14 @@ def test_curve_on_both_sides_admits_the_allow_list_only(short_clip, monitor_conf
         assert seqs == list(range(60)) and viewer.gaps == []
     finally:
         stop(hub)
+
+
+@pytest.mark.parametrize(("arguments", "says"), [
+    (["--in", "tcp://0.0.0.0:5570"], "can be reached from other machines"),
+    (["--out", "tcp://127.0.0.1:99999"], "not a number from 1 to 65535"),
+    (["--curve-key", "hub.key_secret"], "CURVE needs both"),
+])
+def test_bad_hub_flags_are_one_line(arguments, says):
+    done = subprocess.run([sys.executable, "-m", "pipeline", "hub", *arguments], capture_output=True, text=True,
+                          timeout=60, env=ENV)
+    assert done.returncode == 2 and says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
