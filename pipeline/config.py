@@ -29,6 +29,7 @@ from pipeline.errors import UserError
 
 # Scores the live monitor can alert on: NERO and pipeline.ood.detectors.LIVE (named here, torch-free, to
 # check configs before anything heavy loads; tests/pipeline/test_config.py keeps the two lists equal).
+MODEL_BACKENDS = ("torch", "openvino")
 LIVE_DETECTORS = ("nero", "relevance-knn", "relevance-mahalanobis", "relevance-ensemble")
 SMOOTHING_KINDS = ("none", "mean", "median")  # pipeline/ood/alert.py
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -51,6 +52,8 @@ class ModelConfig:
     arch: str = "efficientnet_lite0"
     weights: str = "../centroids/default/model.safetensors"
     num_classes: int = 2
+    # Where the forward pass runs on the CPU: torch (the reference) or openvino (pipeline/model/backend.py).
+    backend: str = "torch"
 
 
 @dataclass
@@ -76,6 +79,10 @@ class StreamConfig:
     reconnect_max_s: float = 10.0     # ...up to this
     report_every_s: float = 10.0    # live: seconds between metrics lines on stderr (0: none)
     stop_grace_s: float = 2.0       # after a stop, how long a blocked subscriber may hold the replay back
+    # live and --realtime: warn (stderr and a `realtime` event) when the frame rate falls under the sources'
+    # or the end-to-end p99 over the last `realtime_check_s` exceeds this many milliseconds
+    latency_warn_ms: float = 500.0
+    realtime_check_s: float = 5.0
 
 
 @dataclass
@@ -194,6 +201,7 @@ _BOUNDS = (
     ("stream.live_queue_size", 1, True), ("stream.queue_mb", 0, False), ("stream.result_queue_batches", 1, True),
     ("stream.read_timeout_s", 0, False), ("stream.reconnect_initial_s", 0, False),
     ("stream.reconnect_max_s", 0, False), ("stream.report_every_s", 0, True), ("stream.stop_grace_s", 0, True),
+    ("stream.latency_warn_ms", 0, False), ("stream.realtime_check_s", 0, False),
     ("alert.on_count", 1, True), ("alert.window", 1, True), ("alert.off_after", 1, True),
     ("alert.smoothing_window", 1, True), ("publish.high_water_mark", 1, True),
     ("publish.send_buffer_bytes", 1024, True), ("publish.heartbeat_s", 0, False),
@@ -242,6 +250,9 @@ def validate(config: Config) -> Config:
     if config.alert.smoothing not in SMOOTHING_KINDS:
         raise UserError(f"config key 'alert.smoothing' must be one of {', '.join(SMOOTHING_KINDS)}, "
                         f"got {config.alert.smoothing!r}")
+    if config.model.backend not in MODEL_BACKENDS:
+        raise UserError(f"config key 'model.backend' must be one of {', '.join(MODEL_BACKENDS)}, "
+                        f"got {config.model.backend!r}")
     if config.detector not in LIVE_DETECTORS:
         raise UserError(f"config key 'detector' must be one of {', '.join(LIVE_DETECTORS)}, "
                         f"got {config.detector!r}")

@@ -11,7 +11,8 @@ Three kinds, told apart by the `type` field and the topic (subscribers filter by
   (after the temporal rule), explain (of that score: its top neurons and, for the relevance detectors, its
   parts and the nearest training window; for NERO the nearest centroid and the score's terms;
   docs/EXPLAIN.md). A number that is not finite is sent as null (a NaN score counts as ood).
-- `event.<stream>`, type "event": event = start | stop | error | reconnecting | alert_on | alert_off, with t,
+- `event.<stream>`, type "event": event = start | stop | error | reconnecting | alert_on | alert_off |
+  realtime (live and --realtime: the monitor fell behind its sources, or caught up), with t,
   last_seq (seq of the stream's latest frame message, -1 before the first) and details per event.
 - `heartbeat`, type "heartbeat": every second: t, uptime_s, and per stream its state, last_seq, frames and
   drops.
@@ -87,14 +88,15 @@ class _EventBase(TypedDict):
     v: int
     type: Literal["event"]
     stream: str
-    event: Literal["start", "stop", "error", "reconnecting", "alert_on", "alert_off"]
+    event: Literal["start", "stop", "error", "reconnecting", "alert_on", "alert_off", "realtime"]
     t: float
     last_seq: int            # seq of the stream's latest frame message, -1 before the first
 
 
 class EventMessage(_EventBase, total=False):
     """The details each event adds: start (source_kind .. reader), stop (reason), error (message),
-    reconnecting (reason, retry_in_s), alert_on/alert_off (frame .. explain, from the frame that switched)."""
+    reconnecting (reason, retry_in_s), alert_on/alert_off (frame .. explain, from the frame that switched),
+    realtime (kept, fps, source_fps, p99_ms, message: real time lost, with its likely cause, or kept again)."""
 
     source_kind: str
     codec: str | None
@@ -114,6 +116,9 @@ class EventMessage(_EventBase, total=False):
     threshold: float | None
     alert_threshold: float | None
     explain: Explanation
+    kept: bool
+    source_fps: float | None
+    p99_ms: float | None
 
 
 class StreamHealth(TypedDict):

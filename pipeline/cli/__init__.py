@@ -19,6 +19,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from pipeline.cli import commands
+from pipeline.cli.allocator import tune_allocator
 from pipeline.cli.console import FORMATS, LEVELS, setup_logging
 from pipeline.errors import UserError
 
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.command, args.log_level, args.log_format)
+    tune_allocator()   # before the command imports torch and allocates its first batch
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     try:

@@ -17,6 +17,7 @@ from pipeline.config import AlertConfig, Config
 from pipeline.errors import UserError
 from pipeline.media.images import mosaic_tile, read_rgb
 from pipeline.model.artifact import Artifact, detector_settings, load_artifact
+from pipeline.model.backend import Forward, make_forward
 from pipeline.model.classifier import FeatureClassifier, file_sha256, load_classifier
 from pipeline.model.preprocess import Preprocess
 from pipeline.ood.alert import AlertRule
@@ -52,6 +53,7 @@ class Bundle:
     threshold: float                      # of that detector
     relevance_detector: RelevanceDetector | None = None   # None when the detector is NERO itself
     alert_threshold: float | None = None   # the operating point for alert.false_alarms_per_hour, if calibrated
+    forward: Forward | None = None        # where the forward pass runs (model.backend); None: the classifier
     _mosaic: np.ndarray | None = field(default=None, repr=False)   # the bank's thumbnails, read when first needed
 
     def alert_rule(self, alert: AlertConfig) -> AlertRule:
@@ -80,7 +82,7 @@ class Bundle:
         else:
             frames = [frame.to(self.device, non_blocking=True) for frame in frames]
         inputs = self.preprocess(frames)
-        features, logits = self.classifier(inputs)
+        features, logits = (self.forward or self.classifier)(inputs)
         features = features.float()
         terms = self.scorer.terms(features)
         split = None
@@ -149,7 +151,8 @@ def configured_model(config: Config, device: torch.device | str) -> tuple[Featur
 def load_bundle(config: Config, device: str | None = None, index_backend: str = "auto") -> Bundle:
     device = torch.device(device or config.torch_device())
     weights = configured_weights(config)
-    artifact = load_artifact(config.resolve(config.artifact), file_sha256(weights), device, index_backend)
+    weights_sha256 = file_sha256(weights)
+    artifact = load_artifact(config.resolve(config.artifact), weights_sha256, device, index_backend)
     fitted = artifact.manifest.get("preprocess", {})
     wanted = preprocess_settings(config)
     mismatched = [key for key in wanted if key in fitted and fitted[key] != wanted[key]]
@@ -165,5 +168,7 @@ def load_bundle(config: Config, device: str | None = None, index_backend: str = 
     detector = LIVE[config.detector].load(artifact.path, settings, scorer.weight, scorer.bias) \
         if config.detector in LIVE else None
     classifier, preprocess, _ = configured_model(config, device)
+    forward = make_forward(config.model.backend, classifier, device, config.model.arch, weights_sha256,
+                           config.preprocess.size)
     return Bundle(config.model.arch, device, classifier, preprocess, artifact, config.detector,
-                  float(settings["threshold"]), detector, alert_threshold)
+                  float(settings["threshold"]), detector, alert_threshold, forward)

@@ -7,12 +7,13 @@ report states each as frames per second and as a ratio to the monitor:
     decode      PyAV decode + RGB conversion only: the ceiling no pipeline on this source can pass
     forward     preprocess + classifier forward on frames already in memory, batched as the monitor batches
     score       forward + NERO (relevance, PCA, centroid index, rho) + explanations: the score stage alone
-    naive       one thread, OpenCV decode, one frame per forward, NERO, JSON: what a first script would do
+    naive       one thread, OpenCV decode, one frame per torch forward, NERO, JSON: what a first script would do
     monitor     `nero replay` itself: threads, queues, batching, ZeroMQ publishing, JSONL audit
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import statistics
@@ -74,6 +75,7 @@ def time_batches(step: Callable[[list[np.ndarray]], object], images: list[np.nda
 
 
 def time_naive(bundle: Bundle, clip: Path) -> int:
+    bundle = dataclasses.replace(bundle, forward=None)   # a first script runs the torch model as it is
     capture = cv2.VideoCapture(str(clip))
     count = 0
     while True:
@@ -108,7 +110,7 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
         clip, count = trimmed_clip(clip, frames, folder)
         images = decoded_frames(clip)
         score = ScoreStage(bundle)
-        forward = bundle.classifier
+        forward = bundle.forward or bundle.classifier   # the bare forward of the configured backend
         steps: dict[str, Callable[[], int]] = {
             "decode": lambda: time_decode(clip),
             "forward": lambda: time_batches(

@@ -1,7 +1,8 @@
 """The streaming monitor: the stage graph, its threads and queues, and what happens when a part falls behind.
 
-    source thread per stream --[frame queue]--> score thread --[result queue]--> publish thread
-    (decode, pace)            block | drop     (batch, score)    block          (alert, send, audit, annotate)
+    source thread per stream --[frame queue]--> score thread --[result queue]--> publish thread --> annotate
+    (decode, pace)            block | drop     (batch, score)    block          (alert, send,      thread
+                                                                                  audit)             (MP4)
 
 `Runner.compose()` wires this graph in one place; the stages (stages/) know nothing of threads or queues.
 Decoding runs in its own thread per stream (it is the usual bottleneck), the model in one thread (one copy of
@@ -137,6 +138,9 @@ class RunSettings:
         return cls(config.stream, config.alert, config.publish, config.explain)
 
 
+ANNOTATE_QUEUE = 64   # frames waiting for the annotation encoder (block: the MP4 keeps every frame)
+
+
 @dataclass
 class Graph:
     sources: list[threading.Thread]
@@ -145,6 +149,7 @@ class Graph:
     results: StageQueue
     explain: ExplainWorker | None
     preview: PreviewWorker | None
+    annotations: StageQueue | None
 
 
 class Runner:
@@ -169,6 +174,8 @@ class Runner:
         self.errors: list[str] = []
         self.unsent = 0
         self._ignored_seen = 0
+        self._realtime_kept = True
+        self._drops_seen = 0
         self._stopping = threading.Event()
         self._failure: BaseException | None = None
         self._states = StreamStates(names, bundle.detector, bundle.alert_threshold)
@@ -201,7 +208,10 @@ class Runner:
         score = ScoreStage(self.bundle)
         alert = AlertStage(lambda: self.bundle.alert_rule(alerting))
         opened = [spec.opened.info for spec in self.streams if spec.opened is not None]
-        annotate = Annotator(self.options.annotate, opened[0]["fps"] if opened else None) \
+        # Annotation (--annotate) draws and encodes on a thread of its own: on the publish thread it had held
+        # every message back (publish p50 149 ms with it, 1-3 ms without). Its queue blocks when full, so the
+        # MP4 keeps every frame; encoding a 480p frame takes a few ms, so it only absorbs jitter.
+        annotations = StageQueue(ANNOTATE_QUEUE, "block", round(stream.queue_mb * 2**20)) \
             if self.options.annotate else None
         counts = [info["frames"] for info in opened]
         total = sum(counts) if counts and all(counts) else None
@@ -218,9 +228,12 @@ class Runner:
         if self.exporter is not None:
             self.exporter.watch_queues(lambda: (frames.drop_counts(), frames.held_counts(), len(results)))
         workers = [self._thread("score", self._score, frames, batcher, score, results),
-                   self._thread("publish", self._publish, results, alert, annotate, total, explain, preview,
+                   self._thread("publish", self._publish, results, alert, annotations, total, explain, preview,
                                 outbox)]
-        return Graph(sources, workers, frames, results, explain, preview)
+        if annotations is not None:
+            annotate = Annotator(self.options.annotate, opened[0]["fps"] if opened else None)
+            workers.append(self._thread("annotate", self._annotate, annotations, annotate))
+        return Graph(sources, workers, frames, results, explain, preview, annotations)
 
     def run(self) -> RunReport:
         """Run until every source has ended (or `stop()`), then drain; returns the figures of the run."""
@@ -274,6 +287,8 @@ class Runner:
                 if self._graph is not None:
                     self._graph.frames.close()
                     self._graph.results.close()
+                    if self._graph.annotations is not None:
+                        self._graph.annotations.close()
         return threading.Thread(target=guarded, name=name, daemon=True)
 
     def _read(self, spec: StreamSpec, frames: StageQueue) -> None:
@@ -342,7 +357,17 @@ class Runner:
                 item.t_dequeued = now
                 dispatch(batcher.add(item, now))
 
-    def _publish(self, results: StageQueue, alert: AlertStage, annotate: Annotator | None,
+    def _annotate(self, annotations: StageQueue, annotate: Annotator) -> None:
+        """Annotation thread: draw and encode each published frame, in order, until the publish thread ends."""
+        try:
+            while (item := annotations.get()) is not END:
+                if item is not None:
+                    image, result = item
+                    annotate(image, **result)
+        finally:
+            annotate.close()
+
+    def _publish(self, results: StageQueue, alert: AlertStage, annotations: StageQueue | None,
                  total: int | None, explain: ExplainWorker | None, preview: PreviewWorker | None,
                  outbox: deque[list[bytes]]) -> None:
         """Publish thread: decide, send and record every frame; heartbeats, events, reports, heatmaps."""
@@ -350,6 +375,9 @@ class Runner:
         report_every = self.settings.stream.report_every_s if self.options.live else 0.0
         started = time.perf_counter()
         next_beat, next_report, reported = started, started + report_every, 0
+        paced = self.options.live or self.options.realtime
+        check_every = self.settings.stream.realtime_check_s
+        next_check, checked = started + check_every, 0
         bar = tqdm(total=total, unit="frame", disable=None if self.options.progress else True,
                    dynamic_ncols=True)
         try:
@@ -362,6 +390,9 @@ class Runner:
                 if report_every and now >= next_report:
                     log.info("%s", self._live_report(reported))
                     next_report, reported = now + report_every, len(self.metrics)
+                if paced and now >= next_check:
+                    self._check_realtime(checked)
+                    next_check, checked = now + check_every, len(self.metrics)
                 self._send_outbox(outbox)
                 if item is END:
                     return
@@ -369,7 +400,7 @@ class Runner:
                     self._send(self._states.source_event(item.stream, item.event, item.details, time.time()))
                 elif item is not None:
                     self.metrics.record_depth("results", len(results))
-                    self._publish_batch(item, alert, annotate, explain, preview)
+                    self._publish_batch(item, alert, annotations, explain, preview)
                     bar.update(len(item.frames))
         finally:
             bar.close()
@@ -380,12 +411,12 @@ class Runner:
             self._send_outbox(outbox)
             for message in self._states.stop_unfinished(time.time()):
                 self._send(message)
-            if annotate is not None:
-                annotate.close()
+            if annotations is not None:
+                annotations.close()    # the annotation thread finishes what is queued, then closes the MP4
 
     # -- publishing ------------------------------------------------------------------------------------------
 
-    def _publish_batch(self, batch: ScoredBatch, alert: AlertStage, annotate: Annotator | None,
+    def _publish_batch(self, batch: ScoredBatch, alert: AlertStage, annotations: StageQueue | None,
                        explain: ExplainWorker | None, preview: PreviewWorker | None) -> None:
         picked = time.perf_counter()
         threshold = self.bundle.threshold
@@ -401,9 +432,10 @@ class Runner:
                     explain.submit(frame.stream, message["seq"], frame.image)   # never waits; full: dropped
             if preview is not None:
                 preview.offer(frame.stream, message["seq"], frame.image, picked)   # never waits
-            if annotate is not None:
-                annotate(frame.image, pred=result.pred, prob=result.prob, score=result.score,
-                         threshold=threshold, ood=decision.ood, alert=decision.alert)
+            if annotations is not None:
+                annotations.put((frame.image, {"pred": result.pred, "prob": result.prob, "score": result.score,
+                                               "threshold": threshold, "ood": decision.ood,
+                                               "alert": decision.alert}), "annotate", frame.image.nbytes)
             published = time.perf_counter()
             self.metrics.record(frame.t_decoded, frame.t_dequeued, batch.t_dispatched, batch.t_scored, picked,
                                 published)
@@ -474,6 +506,42 @@ class Runner:
         drops = self._graph.frames.drop_counts() if self._graph else {}
         message = self._states.heartbeat(time.time(), uptime, drops, alert.is_on)
         self.publisher.try_send(messages.HEARTBEAT_TOPIC, messages.encode(message))
+
+    def _check_realtime(self, since: int) -> None:
+        """Say when the monitor stops keeping up with its sources' frame rate or its latency bound, and when it
+        does again: once each way, on stderr and as a `realtime` event on every stream, with the likely cause
+        (the stage where the frames spent most of their time)."""
+        summary = self.metrics.summary(start=since, skip=0)
+        source_fps = self._states.source_fps()
+        if not summary["frames"] or not source_fps:
+            return
+        fps, latency = summary["fps"] or 0.0, summary["latency_ms"]
+        p99 = latency["end_to_end"].get("p99", 0.0)
+        drops = sum(self._graph.frames.drop_counts().values()) if self._graph else 0
+        kept = fps >= 0.95 * source_fps and p99 <= self.settings.stream.latency_warn_ms and \
+            drops == self._drops_seen
+        self._drops_seen = drops
+        if kept == self._realtime_kept:
+            return
+        self._realtime_kept = kept
+        if kept:
+            message = f"real time kept again: {fps:.1f} fps for {source_fps:.1f}, end-to-end p99 {p99:.0f} ms"
+            log.info("%s", message)
+        else:
+            stages = {stage: latency[stage].get("p50", 0.0) for stage in ("queue", "infer", "publish")}
+            cause = max(stages, key=stages.get)
+            why = {"queue": "frames wait for the model, which is slower than the sources (fewer streams, a "
+                            "faster backend: model.backend, or a GPU)",
+                   "infer": "the model itself is slow on this machine (another process may be using the cores)",
+                   "publish": "publishing is slow (a subscriber that lags in replay, a slow disk for the audit)"}
+            message = (f"real time lost: {fps:.1f} fps published for {source_fps:.1f} fps of sources, end-to-end "
+                       f"p99 {p99:.0f} ms (bound {self.settings.stream.latency_warn_ms:.0f}), {drops} dropped; "
+                       f"likely cause: {why[cause]}; {cause} p50 {stages[cause]:.0f} ms")
+            log.warning("%s", message)
+        for stream in self._states.streams:
+            self._send(self._states.event(stream, "realtime", time.time(), kept=kept, fps=round(fps, 2),
+                                          source_fps=round(source_fps, 2), p99_ms=round(p99, 1),
+                                          message=message))
 
     def _live_report(self, since: int) -> str:
         summary = self.metrics.summary(start=since, skip=0)

@@ -80,6 +80,10 @@ class StreamStates:
                    for name, state in self.streams.items()}
         return messages.heartbeat_message(t, uptime_s, streams)
 
+    def source_fps(self) -> float:
+        """The frame rate the running streams' sources deliver together (0 when none says)."""
+        return sum(state.fps or 0.0 for state in self.streams.values() if state.state == "running")
+
     def frames(self) -> dict[str, int]:
         return {name: state.seq + 1 for name, state in self.streams.items()}
 

@@ -70,3 +70,21 @@ def test_a_metrics_port_in_use_is_refused_before_the_model_loads(short_clip, tmp
             capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
     # the port is checked before the config is even read, let alone the model loaded
     assert done.returncode == 2 and "--metrics-port" in done.stderr and "cannot serve" in done.stderr, done.stderr
+
+
+def test_a_source_faster_than_the_model_is_said_on_stderr_and_as_an_event(demo_frames, make_clip,
+                                                                         monitor_config_file, tmp_path):
+    """A 250 fps camera: no 2-core machine scores that, so the monitor drops frames and must say so."""
+    clip = make_clip(tmp_path / "fast.mp4", demo_frames * 12, fps=250)        # 720 frames, 2.9 s
+    config = yaml.safe_load(monitor_config_file.read_text()) | {"stream": {"realtime_check_s": 0.5}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    audit = tmp_path / "audit.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "live", f"cam={clip}", "--config", str(tmp_path / "config.yaml"),
+         "--publish", "tcp://127.0.0.1:*", "--jsonl", str(audit)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert "real time lost" in done.stderr and "likely cause" in done.stderr
+    events = [m for m in map(json.loads, audit.read_text().splitlines()) if m.get("event") == "realtime"]
+    assert events and events[0]["kept"] is False and events[0]["source_fps"] == 250
+    assert events[0]["fps"] < 0.95 * 250
