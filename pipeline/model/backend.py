@@ -13,6 +13,7 @@ within 2e-6 relative. On CUDA the torch path runs whatever the config says (Open
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Callable
@@ -25,7 +26,6 @@ from pipeline.model.classifier import FeatureClassifier
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "openvino")
 Forward = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -54,7 +54,8 @@ class OpenVinoForward:
             model = ov.convert_model(classifier.eval().cpu(), example_input=torch.zeros(1, 3, size, size),
                                      input=[ov.PartialShape([-1, 3, size, size])])
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(path.stem + ".partial.xml")
+            partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.xml")   # processes may race: each
+            # writes its own, and the renames (atomic) leave one whole copy
             ov.save_model(model, partial, compress_to_fp16=False)
             partial.with_suffix(".bin").rename(path.with_suffix(".bin"))
             partial.rename(path)
@@ -68,9 +69,15 @@ class OpenVinoForward:
         return features, logits
 
 
+def openvino_installed() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
 def make_forward(backend: str, classifier: FeatureClassifier, device: torch.device, arch: str,
                  weights_sha256: str, size: int) -> Forward:
     """The forward pass to run: the torch classifier itself, or the configured faster backend."""
+    if backend == "auto":
+        backend = "openvino" if device.type == "cpu" and openvino_installed() else "torch"
     if backend == "torch" or device.type != "cpu":
         if backend != "torch":
             log.warning("model.backend %s runs on the CPU only; the model runs on %s with torch", backend, device)

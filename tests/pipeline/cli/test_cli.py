@@ -16,7 +16,7 @@ import pytest
 from pipeline.cli import build_parser, main
 
 HEAVY = ("torch", "faiss", "sklearn", "matplotlib", "cv2", "av", "zennit", "timm", "aiohttp", "prometheus_client",
-         "ray")
+         "ray", "openvino")
 COMMANDS = ("archive", "bench", "display", "eval", "explain", "fit", "hub", "keys", "live", "replay", "score",
             "subscribe")
 
