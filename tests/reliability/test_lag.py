@@ -79,7 +79,8 @@ def test_a_lagging_replay_subscriber_holds_the_replay_back_and_loses_nothing(flo
         frames, started, still_running_after = 0, None, 0
         while frames < 60:
             message = laggard.receive(timeout_s=60)
-            assert message is not None, replay.stderr.read() if replay.poll() is not None else "no frames"
+            assert message is not None, \
+                f"exit {replay.returncode}: {replay.stderr.read()}" if replay.poll() is not None else "no frames"
             started = started or time.monotonic()
             frames += 1
             if frames == 20:
