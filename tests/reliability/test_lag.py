@@ -22,16 +22,20 @@ from pipeline.client import AlertSubscriber
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
-# 25 messages (1 s of frames) and 4 kB: small enough that the slow subscriber overflows within seconds, while
-# the normal one, whose ZeroMQ I/O thread may be starved for a moment on a loaded 2-core machine (a high-water
-# mark of 5, 0.2 s, once was not enough in a full suite run), keeps a second of slack.
-SMALL = {"high_water_mark": 25, "send_buffer_bytes": 4096}
+# Live: 25 messages (1 s of frames) and 4 kB, small enough that the slow subscriber overflows within seconds,
+# while the normal one, whose ZeroMQ I/O thread may be starved for a moment on a loaded 2-core machine (a
+# high-water mark of 5, 0.2 s, once was not enough in a full suite run), keeps a second of slack.
+LIVE_HWM = 25
+# Replay: 5 messages, so that the 60-frame clip cannot fit into the buffers and the replay must wait for the
+# slow subscriber (at 25 the clip fitted once the model ran in OpenVINO, and the replay was done too soon).
+REPLAY_HWM = 5
+SEND_BUFFER_BYTES = 4096
 READ_PAUSE_S = 0.25         # the slow subscriber reads 4 messages a second; frames come at 25
 
 
-def small_buffers_config(base: Path, folder: Path) -> Path:
+def small_buffers_config(base: Path, folder: Path, high_water_mark: int) -> Path:
     document = yaml.safe_load(base.read_text())
-    document["publish"] = SMALL
+    document["publish"] = {"high_water_mark": high_water_mark, "send_buffer_bytes": SEND_BUFFER_BYTES}
     path = folder / "small-buffers.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
@@ -45,7 +49,8 @@ def slow(endpoint: str, lags: list) -> AlertSubscriber:
 def test_a_lagging_live_subscriber_gets_stale_marks_and_gaps_not_the_others(flood_check, demo_frames, make_clip,
                                                                              monitor_config_file, tmp_path):
     clip = make_clip(tmp_path / "camera.mp4", demo_frames * 10)        # 24 s of camera
-    config, endpoint, lags = small_buffers_config(monitor_config_file, tmp_path), flood_check.free_endpoint(), []
+    config = small_buffers_config(monitor_config_file, tmp_path, LIVE_HWM)
+    endpoint, lags = flood_check.free_endpoint(), []
     with AlertSubscriber(endpoint, topics=("alert.",)) as normal, slow(endpoint, lags) as laggard:
         monitor = subprocess.Popen([sys.executable, "-m", "pipeline", "live", f"cam={clip}", "--config",
                                     str(config), "--publish", endpoint], stdout=subprocess.DEVNULL,
@@ -70,7 +75,8 @@ def test_a_lagging_live_subscriber_gets_stale_marks_and_gaps_not_the_others(floo
 
 def test_a_lagging_replay_subscriber_holds_the_replay_back_and_loses_nothing(flood_check, short_clip,
                                                                            monitor_config_file, tmp_path):
-    config, endpoint, lags = small_buffers_config(monitor_config_file, tmp_path), flood_check.free_endpoint(), []
+    config = small_buffers_config(monitor_config_file, tmp_path, REPLAY_HWM)
+    endpoint, lags = flood_check.free_endpoint(), []
     with slow(endpoint, lags) as laggard:
         replay = subprocess.Popen([sys.executable, "-m", "pipeline", "replay", str(short_clip), "--config",
                                    str(config), "--publish", endpoint, "--wait-subscribers", "1",
