@@ -9,6 +9,12 @@ report states each as frames per second and as a ratio to the monitor:
     score       forward + NERO (relevance, PCA, centroid index, rho) + explanations: the score stage alone
     naive       one thread, OpenCV decode, one frame per torch forward, NERO, JSON: what a first script would do
     monitor     `nero replay` itself: threads, queues, batching, ZeroMQ publishing, JSONL audit
+
+With `streams` N > 1, one more measurement in the same rounds: N copies of the clip through one monitor,
+as fast as it goes (replay, lossless) or each at the clip's own rate (`realtime`: live, file sources paced,
+frames dropped when the model falls behind): aggregate frames per second, and per stream the latency from
+the frame leaving its decoder to its message published (from the audit's t_capture and t_publish), p50,
+p99 and p99.9, and its drops.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import torch
 from pipeline.errors import UserError
 from pipeline.media.video import open_source, video_frames
 from pipeline.model.bundle import Bundle
+from pipeline.stream.metrics import latency_stats
 from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec
 from stages.score import ScoreStage
 
@@ -98,8 +105,27 @@ def time_monitor(bundle: Bundle, settings: RunSettings, clip: Path, folder: Path
     return report.frames["bench"], report.metrics
 
 
+def time_streams(bundle: Bundle, settings: RunSettings, clip: Path, count: int, realtime: bool,
+                 folder: Path) -> tuple[int, dict]:
+    """`count` copies of `clip` through one monitor: frames published, and per stream its latency and drops."""
+    specs = [StreamSpec(f"s{index}", str(clip), None if realtime else open_source(str(clip), f"s{index}"))
+             for index in range(count)]
+    audit = folder / "streams.jsonl"
+    audit.unlink(missing_ok=True)
+    report = Runner(bundle, specs, RunOptions(live=realtime, endpoint="tcp://127.0.0.1:*", jsonl=audit),
+                    settings).run()
+    spans: dict[str, list[float]] = {spec.name: [] for spec in specs}
+    for message in map(json.loads, audit.read_text().splitlines()):
+        if message["type"] == "frame":
+            spans[message["stream"]].append(message["t_publish"] - message["t_capture"])
+    per_stream = {name: {**{key: value for key, value in latency_stats(np.array(values)).items()
+                            if key in ("p50", "p99", "p99.9")}, "drops": report.drops.get(name, 0)}
+                  for name, values in spans.items()}
+    return sum(report.frames.values()), per_stream
+
+
 def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: RunSettings | None = None,
-              log: Callable[[str], None] = logger.info) -> dict:
+              log: Callable[[str], None] = logger.info, streams: int = 1, realtime: bool = False) -> dict:
     """Measure every path `rounds` times, alternating; report the median frame rate of each."""
     if not clip.is_file():
         raise UserError(f"no such video file: {clip}")
@@ -120,13 +146,17 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
             "naive": lambda: time_naive(bundle, clip),
         }
         time_batches(score, images[:batch], batch)          # warm-up: lazy initialisation, allocator
-        fps: dict[str, list[float]] = {name: [] for name in MEASURES}
+        measures = (*MEASURES, "streams") if streams > 1 else MEASURES
+        fps: dict[str, list[float]] = {name: [] for name in measures}
         latency: dict = {}
+        per_stream: dict = {}
         for round_index in range(rounds):
-            for name in MEASURES:
+            for name in measures:
                 start = time.perf_counter()
                 if name == "monitor":
                     done, latency = time_monitor(bundle, settings, clip, folder)
+                elif name == "streams":
+                    done, per_stream = time_streams(bundle, settings, clip, streams, realtime, folder)
                 else:
                     with torch.inference_mode():
                         done = steps[name]()
@@ -135,12 +165,16 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
                 fps[name].append(done / (time.perf_counter() - start))
                 log(f"round {round_index + 1}/{rounds}  {name:8s} {fps[name][-1]:8.1f} frames/s")
     medians = {name: statistics.median(values) for name, values in fps.items()}
-    return {
+    result = {
         "frames": count, "rounds": rounds, "batch": batch, "device": describe_device(bundle.device),
-        "threads": torch.get_num_threads(), "fps": medians, "fps_all": fps,
-        "monitor_ratio": {name: medians["monitor"] / medians[name] for name in MEASURES},
+        "threads": torch.get_num_threads(), "fps": {name: medians[name] for name in MEASURES},
+        "fps_all": fps, "monitor_ratio": {name: medians["monitor"] / medians[name] for name in MEASURES},
         "monitor_latency_ms": latency.get("latency_ms", latency),
     }
+    if streams > 1:
+        result["streams"] = {"count": streams, "realtime": realtime, "fps": medians["streams"],
+                             "per_stream_ms": per_stream}
+    return result
 
 
 def describe_device(device: torch.device) -> str:
@@ -155,4 +189,12 @@ def format_bench(result: dict) -> str:
              f"{'path':10s} {'frames/s':>10s} {'monitor / path':>16s}"]
     for name in MEASURES:
         lines.append(f"{name:10s} {result['fps'][name]:10.1f} {result['monitor_ratio'][name]:15.2f}x")
+    streams = result.get("streams")
+    if streams:
+        how = "each at the clip's rate" if streams["realtime"] else "as fast as possible"
+        lines.append(f"{streams['count']} streams ({how}): {streams['fps']:.1f} frames/s in all, "
+                     f"{streams['fps'] / result['fps']['forward']:.2f}x the bare forward; decoded -> published (ms):")
+        for name, figures in streams["per_stream_ms"].items():
+            lines.append(f"  {name}: p50 {figures.get('p50', 0):.0f}, p99 {figures.get('p99', 0):.0f}, "
+                         f"p99.9 {figures.get('p99.9', 0):.0f}, dropped {figures['drops']}")
     return "\n".join(lines)

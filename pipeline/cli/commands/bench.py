@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", metavar="N", type=int, default=3,
                         help="alternating rounds; the median counts (default 3)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures here (JSON)")
+    parser.add_argument("--streams", type=int, default=1, metavar="N",
+                        help="also run N copies of the clip through one monitor: aggregate frames/s and per-stream "
+                             "latency (p50, p99, p99.9) and drops (default 1: not measured)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="with --streams: each copy at the clip's own rate (live, drops counted) instead of "
+                             "as fast as possible")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,8 +47,13 @@ def run(args: argparse.Namespace) -> int:
     source = args.source or DEMO_CLIP
     if not source.is_file():
         raise UserError(f"no such video file: {source}" + ("" if args.source else " (pass a VIDEO to measure)"))
+    if args.streams < 1:
+        raise UserError(f"--streams must be >= 1, got {args.streams}")
+    if args.realtime and args.streams == 1:
+        raise UserError("--realtime applies to --streams N (N > 1)")
     config = load_config(args.config)
-    result = run_bench(load_bundle(config), source, args.frames, args.rounds, RunSettings.of(config))
+    result = run_bench(load_bundle(config), source, args.frames, args.rounds, RunSettings.of(config),
+                       streams=args.streams, realtime=args.realtime)
     emit(format_bench(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

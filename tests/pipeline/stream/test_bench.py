@@ -3,7 +3,7 @@
 import json
 
 from pipeline.cli import main
-from pipeline.stream.bench import MEASURES, decoded_frames, run_bench, trimmed_clip
+from pipeline.stream.bench import MEASURES, decoded_frames, format_bench, run_bench, trimmed_clip
 
 
 def test_trimmed_clip_keeps_the_first_frames(demo_frames, make_clip, tmp_path):
@@ -21,6 +21,15 @@ def test_bench_measures_every_path(bundle, demo_frames, make_clip, tmp_path):
     assert all(result["fps"][name] > 0 for name in MEASURES)
     assert result["monitor_ratio"]["monitor"] == 1.0
     assert result["monitor_latency_ms"]["end_to_end"]["p50"] > 0
+
+
+def test_bench_runs_several_streams_and_reports_each(bundle, demo_frames, make_clip, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", demo_frames[:12])
+    result = run_bench(bundle, clip, frames=12, rounds=1, log=lambda line: None, streams=3)
+    streams = result["streams"]
+    assert streams["count"] == 3 and streams["fps"] > 0 and set(streams["per_stream_ms"]) == {"s0", "s1", "s2"}
+    assert all(figures["p50"] > 0 and figures["drops"] == 0 for figures in streams["per_stream_ms"].values())
+    assert "3 streams (as fast as possible)" in format_bench(result)
 
 
 def test_bench_command_writes_json(monitor_config, demo_frames, make_clip, tmp_path, capsys):
