@@ -113,7 +113,7 @@ class DisplayServer:
             await socket.send_str(text)
         await socket.close()
 
-    async def serve(self, host: str, port: int, started: asyncio.Event | None = None) -> int:
+    async def serve(self, host: str, port: int, started: asyncio.Event | None = None) -> None:
         """Serve until cancelled. `started` is set once the port is bound (`self.port` then holds it)."""
         self.loop = asyncio.get_running_loop()
         runner = web.AppRunner(self.app, access_log=None)
@@ -129,4 +129,3 @@ class DisplayServer:
             for queue in list(self.clients):
                 queue.put_nowait(None)
             await runner.cleanup()
-        return self.port
