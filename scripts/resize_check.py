@@ -2,9 +2,9 @@
 
     python scripts/resize_check.py scripts/demo/clip.mp4 [more clips]
 
-Per clip: ms per frame to 224 x 224 for torch's antialiased bilinear resize of the float copy (the old path)
-and of the uint8 frames in their channels-last layout (Preprocess on the CPU now), in batches of 16, and how
-far apart their pixels are.
+Per clip: ms per frame through the bundled `Preprocess` (resize to 224 x 224 and normalisation), in batches of
+16, given the frames as float (the resize of the float copy, the old path) and as uint8 (the resize in uint8,
+the path it takes on the CPU now), and how far apart the resulting pixels are.
 """
 
 from __future__ import annotations
@@ -15,22 +15,19 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pipeline.media.video import video_frames
+from pipeline.model.preprocess import Preprocess
 
 log = logging.getLogger("resize_check")
 
 
-def resize(batch: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(batch, size=(224, 224), mode="bilinear", antialias=True, align_corners=False).float()
-
-
-def timed(batches: list[torch.Tensor], prepare) -> tuple[torch.Tensor, float]:
-    resize(prepare(batches[0]))   # warm-up
+def timed(preprocess: Preprocess, batches: list[torch.Tensor]) -> tuple[torch.Tensor, float]:
+    """The batches' pixel values after `preprocess`, and its time in ms per frame."""
+    preprocess(batches[0])   # warm-up
     start = time.perf_counter()
-    out = torch.cat([resize(prepare(batch)) for batch in batches])
-    return out, (time.perf_counter() - start) / len(out) * 1000
+    out = torch.cat([preprocess(batch) for batch in batches])
+    return preprocess.pixels(out), (time.perf_counter() - start) / len(out) * 1000
 
 
 def main() -> None:
@@ -42,9 +39,10 @@ def main() -> None:
     torch.set_num_threads(2)
     for clip in args.clips:
         images = [frame.image for frame, _ in zip(video_frames(clip), range(args.frames), strict=False)]
-        batches = [torch.from_numpy(np.stack(images[i:i + 16])).permute(0, 3, 1, 2) for i in range(0, len(images), 16)]
-        reference, float_ms = timed(batches, lambda batch: batch.float())
-        rounded, uint8_ms = timed(batches, lambda batch: batch)
+        batches = [torch.from_numpy(np.stack(images[i:i + 16])) for i in range(0, len(images), 16)]
+        preprocess = Preprocess()
+        reference, float_ms = timed(preprocess, [batch.float() for batch in batches])
+        rounded, uint8_ms = timed(preprocess, batches)
         gap = (rounded - reference).abs()
         log.info("%s %dx%d: float %.2f ms/frame, uint8 %.2f ms/frame (%.1fx); pixels apart mean %.3f, max %.2f",
                  clip, images[0].shape[1], images[0].shape[0], float_ms, uint8_ms, float_ms / uint8_ms,
