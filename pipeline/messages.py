@@ -70,7 +70,7 @@ class FrameMessage(TypedDict):
     seq: int                 # per stream, +1 per frame message from 0
     frame: int               # index in the source since it was opened
     pts: float               # s
-    t_capture: float         # unix s: the frame left the decoder
+    t_capture: float         # unix s: the frame left the decoder (a paced file: its presentation moment)
     t_publish: float         # unix s
     pred: str
     prob: float | None

@@ -67,7 +67,7 @@ class Preprocess:
 
     def pixels(self, inputs: torch.Tensor) -> torch.Tensor:
         """The model's input back in pixel values (0..255), resized: what the quality guard looks at."""
-        return inputs * self.std.to(inputs.device) + self.mean.to(inputs.device)
+        return torch.addcmul(self.mean.to(inputs.device), inputs, self.std.to(inputs.device))   # one pass, not two
 
     def __call__(self, frames: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         if isinstance(frames, torch.Tensor) and not self.crop_content:

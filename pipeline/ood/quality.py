@@ -3,8 +3,9 @@
 A covered lens, a white-out, a dead feed or a smeared lens give frames the detectors were never shown; the
 classifier still answers, and the OOD score of such a frame can land anywhere (before this guard, 25 black,
 25 white and 25 noise frames all scored in-distribution). So the monitor looks at the frame itself first,
-with cheap statistics of the model's input (after the resize to 224 x 224, on the model's device: 10 ms for
-a batch of 16 on the 2-core CPU, under 2% of the score stage there), and names what is wrong:
+with cheap statistics of the model's input (after the resize to 224 x 224, on the model's device: 4.6 ms for
+a batch of 16 on the 2-core CPU with the pixels recovered from the input, 4% of the score stage), and names
+what is wrong:
 `quality:dark`, `quality:bright`, `quality:uniform`, `quality:noise`, `quality:blur` (the first that applies,
 in that order).
 
@@ -49,15 +50,26 @@ LUMA = (0.299, 0.587, 0.114)
 
 
 def quality_reasons(pixels: torch.Tensor) -> list[str | None]:
-    """N x 3 x H x W pixel values (0..255, any device) -> per frame the reason it is unusable, or None."""
+    """N x 3 x H x W pixel values (0..255, any device or memory layout) -> per frame the reason it is unusable,
+    or None.
+
+    Written for the CPU's sake: per batch of 16 at 224 x 224 (2-core CPU) this took 7.3 ms as reductions over
+    dims (1, 2, 3) and `torch.std` (2.2 ms of it), 3.6 ms as flat per-frame rows and a two-pass variance.
+    """
     pixels = pixels.float()
-    luma = torch.einsum("nchw,c->nhw", pixels, torch.tensor(LUMA, device=pixels.device)).unsqueeze(1)
-    mean = luma.mean(dim=(1, 2, 3))
-    std = luma.std(dim=(1, 2, 3))
-    saturated = (pixels > 250).all(dim=1).float().mean(dim=(1, 2))
-    centre = luma[..., 1:-1, 1:-1]      # 4-neighbour Laplacian by slices: a third of a 3x3 conv's time on a CPU
-    laplacian = (luma[..., 1:-1, 2:] + luma[..., 1:-1, :-2] + luma[..., 2:, 1:-1] + luma[..., :-2, 1:-1]
-                 - 4 * centre).abs().mean(dim=(1, 2, 3))
+    count = pixels.shape[0]
+    red, green, blue = pixels.unbind(dim=1)
+    luma = LUMA[0] * red + LUMA[1] * green + LUMA[2] * blue
+    rows = luma.reshape(count, -1)
+    mean = rows.mean(dim=1)
+    std = ((rows - mean[:, None]).square().sum(dim=1) / (rows.shape[1] - 1)).sqrt()
+    saturated = ((red > 250) & (green > 250) & (blue > 250)).reshape(count, -1).float().mean(dim=1)
+    # 4-neighbour Laplacian by slices: a third of a 3x3 conv's time on a CPU
+    laplacian = luma[:, 1:-1, 2:] + luma[:, 1:-1, :-2]
+    laplacian += luma[:, 2:, 1:-1]
+    laplacian += luma[:, :-2, 1:-1]
+    laplacian -= 4 * luma[:, 1:-1, 1:-1]
+    laplacian = laplacian.abs_().reshape(count, -1).mean(dim=1)
     sharpness = laplacian / std.clamp_min(1e-3)
     rules = torch.stack([mean < DARK_MEAN, (mean > BRIGHT_MEAN) | (saturated > BRIGHT_SATURATED),
                          std < UNIFORM_STD, sharpness > NOISE_SHARPNESS, laplacian < BLUR_LAPLACIAN], dim=1)

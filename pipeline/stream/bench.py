@@ -139,9 +139,8 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
         forward = bundle.forward or bundle.classifier   # the bare forward of the configured backend
         steps: dict[str, Callable[[], int]] = {
             "decode": lambda: time_decode(clip),
-            "forward": lambda: time_batches(
-                lambda chunk: forward(bundle.preprocess(torch.from_numpy(np.stack(chunk)).to(bundle.device))),
-                images, batch),
+            "forward": lambda: time_batches(lambda chunk: forward(bundle.preprocess(score.upload(chunk))), images,
+                                            batch),
             "score": lambda: time_batches(score, images, batch),
             "naive": lambda: time_naive(bundle, clip),
         }

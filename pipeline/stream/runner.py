@@ -204,7 +204,11 @@ class Runner:
         # this only ever waits in replay, where waiting is the point (backpressure from a lagging subscriber).
         results = StageQueue(stream.result_queue_batches, "block")
         sources = [self._thread(f"source-{spec.name}", self._read, spec, frames) for spec in self.streams]
-        batcher: Batcher[Frame] = Batcher(stream.max_batch, stream.max_wait_ms / 1000.0)
+        # The batch window waits for frames of other streams. A single paced stream's next frame is a frame
+        # interval away (40 ms at 25 fps), past any window, so there the window only delayed every frame
+        # (10 ms at the default); a backlog still forms batches, from the frames already waiting.
+        paced_alone = len(self.streams) == 1 and (self.options.live or self.options.realtime)
+        batcher: Batcher[Frame] = Batcher(stream.max_batch, 0.0 if paced_alone else stream.max_wait_ms / 1000.0)
         score = ScoreStage(self.bundle)
         alert = AlertStage(lambda: self.bundle.alert_rule(alerting))
         opened = [spec.opened.info for spec in self.streams if spec.opened is not None]
@@ -310,6 +314,10 @@ class Runner:
                 for frame in source:
                     if pacer:
                         pacer(frame.pts)
+                        # A paced file stands in for a capture card: the frame arrives, decoded, at its
+                        # presentation time. The decoder read it ahead while waiting; latency counts from
+                        # the arrival (it had counted the read-ahead, 40 ms at 25 fps, as queueing).
+                        frame.t_capture, frame.t_decoded = time.time(), time.perf_counter()
                     frames.put(frame, spec.name, frame.image.nbytes)
                     delay = stream.reconnect_initial_s  # frames flow again: the next failure starts afresh
                     if self._stopping.is_set():

@@ -1,9 +1,10 @@
-"""Every index backend finds the same nearest centroid at the same L1 distance."""
+"""Every index backend finds the same nearest centroid at the same L1 distance, and the same k nearest bank rows
+at the same L2 distances."""
 
 import pytest
 import torch
 
-from pipeline.ood.index import CentroidIndex, faiss_has_gpu
+from pipeline.ood.index import CentroidIndex, NeighbourIndex, faiss_has_gpu
 
 pytest.importorskip("faiss", reason="faiss is not installed (pip install 'nero-monitor[cpu]')")
 
@@ -47,3 +48,18 @@ def test_gpu_index_matches_cpu(data):
 def test_unknown_backend_is_refused(data):
     with pytest.raises(ValueError, match="unknown index backend"):
         CentroidIndex(data[1], backend="annoy")
+
+
+@pytest.mark.parametrize("backend", ["auto", "faiss", "torch"])
+@pytest.mark.parametrize("batch", [1, 16, 200])
+def test_bank_search_agrees_with_brute_force(data, backend, batch):
+    queries, bank = data[0][:batch], torch.randn(500, 341, generator=torch.Generator().manual_seed(4))
+    distances, rows = NeighbourIndex(bank, backend=backend).search(queries, 7)
+    expected = torch.cdist(queries.double(), bank.double()).topk(7, dim=1, largest=False)
+    assert torch.equal(rows.long(), expected.indices)
+    torch.testing.assert_close(distances.double(), expected.values, rtol=1e-5, atol=1e-5)
+
+
+def test_cpu_bank_searches_by_matrix_product_faiss_on_request(data):
+    assert NeighbourIndex(data[1]).description == "torch"
+    assert NeighbourIndex(data[1], backend="faiss").description == "faiss-cpu"

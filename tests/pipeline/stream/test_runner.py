@@ -202,6 +202,22 @@ def test_stop_drains_and_leaves_a_complete_audit(bundle, demo_frames, make_clip,
     assert report.frames["clip"] == len(frames) and report.errors == []
 
 
+def test_realtime_replay_counts_latency_from_each_frame_due_and_a_lone_stream_never_waits_to_batch(
+        bundle, short_clip, tmp_path):
+    # A paced file stands in for a capture card: latency counts from each frame's presentation moment. Had the
+    # stamp been taken when the decoder read the frame ahead, frame n would be stamped about one frame
+    # interval early, and the latency would count that wait.
+    audit = tmp_path / "audit.jsonl"
+    report = Runner(bundle, [StreamSpec("clip", str(short_clip), open_source(str(short_clip), "clip"))],
+                    RunOptions(endpoint="tcp://127.0.0.1:*", jsonl=audit, realtime=True)).run()
+    frames = frames_of([json.loads(line) for line in audit.read_text().splitlines()])
+    assert len(frames) == 60
+    start = frames[0]["t_capture"] - frames[0]["pts"]
+    assert all(m["t_capture"] - start >= m["pts"] - 0.002 for m in frames)
+    # One stream's next frame is 40 ms away: the 10 ms batch window would only delay every frame.
+    assert report.metrics["latency_ms"]["batch"]["p50"] < 5.0
+
+
 def test_first_frame_waits_for_subscribers_and_a_stop_while_waiting_runs_nothing(bundle, short_clip,
                                                                                  tmp_path):
     audit = tmp_path / "audit.jsonl"
