@@ -72,7 +72,9 @@ def decoded_frames(clip: Path) -> list[np.ndarray]:
 
 
 def time_decode(clip: Path) -> int:
-    return len(decoded_frames(clip))
+    """Frames decoded and converted, none kept: keeping 300 1080p frames (1.9 GB) had measured the memory,
+    78 fps against the decoder's 250."""
+    return sum(1 for _ in video_frames(clip))
 
 
 def time_batches(step: Callable[[list[np.ndarray]], object], images: list[np.ndarray], batch: int) -> int:
