@@ -63,3 +63,28 @@ def test_bank_search_agrees_with_brute_force(data, backend, batch):
 def test_cpu_bank_searches_by_matrix_product_faiss_on_request(data):
     assert NeighbourIndex(data[1]).description == "torch"
     assert NeighbourIndex(data[1], backend="faiss").description == "faiss-cpu"
+
+
+def test_a_query_gets_the_same_neighbours_whatever_its_batch_threads_or_backend():
+    # A matrix product's last bits depend on the batch size and the thread count; with near and exact
+    # duplicates in the bank (as the unlabelled windows give) that had swapped the k-th neighbour, and with
+    # it the explanation, between a live batch of 1, a replay of 16 and a one-thread archive worker.
+    g = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.normalize(torch.randn(1500, 640, generator=g), dim=1)
+    bank = torch.cat([base, base[:400] + 1e-7, base[:200]])
+    queries = torch.cat([torch.nn.functional.normalize(torch.randn(8, 640, generator=g), dim=1),
+                         bank[:8] + 1e-4 * torch.randn(8, 640, generator=g)])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        batched = NeighbourIndex(bank).search(queries, 20)
+        alone = [NeighbourIndex(bank).search(query[None], 20) for query in queries]
+        by_faiss = NeighbourIndex(bank, backend="faiss").search(queries, 20)
+        torch.set_num_threads(1)
+        one_thread = NeighbourIndex(bank).search(queries, 20)
+    finally:
+        torch.set_num_threads(threads)
+    for other in (torch.cat([a[0] for a in alone]), by_faiss[0], one_thread[0]):
+        assert torch.equal(other, batched[0])
+    for other in (torch.cat([a[1] for a in alone]), by_faiss[1], one_thread[1]):
+        assert torch.equal(other, batched[1])
