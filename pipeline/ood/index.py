@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - exercised only where faiss is absent
 BACKENDS = ("auto", "faiss", "torch")
 QUERY_CHUNK = 4096   # torch search: queries per matrix product, so a large batch does not hold an N x M matrix
 RERANK_MARGIN = 8    # candidates beyond k whose distances are recomputed exactly (NeighbourIndex.search)
-RERANK_CHUNK = 256   # queries re-ranked at a time: 256 x (k + margin) x D float64 differences
+RERANK_CHUNK = 256   # queries re-ranked at a time: 256 x (k + margin) x D differences held at once
 
 
 def faiss_has_gpu() -> bool:
