@@ -3,7 +3,7 @@
     python scripts/scale_clip.py scripts/demo/clip.mp4 work/clip1080.mp4 --size 1920x1080 --frames 1200
 
 PyAV only (no ffmpeg binary needed): every frame is scaled by swscale and encoded with libx264 at the source's
-frame rate.
+frame rate (`pipeline.media.video.copy_h264`, as `nero bench` trims its clips).
 """
 
 from __future__ import annotations
@@ -15,24 +15,9 @@ from pathlib import Path
 
 import av
 
+from pipeline.media.video import copy_h264
+
 log = logging.getLogger("scale_clip")
-
-
-def scale_clip(source: Path, out: Path, width: int, height: int, frames: int | None) -> int:
-    with av.open(str(source)) as container, av.open(str(out), "w") as output:
-        stream = container.streams.video[0]
-        encoder = output.add_stream("libx264", rate=stream.average_rate or 25)
-        encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
-        count = 0
-        for frame in container.decode(stream):
-            for packet in encoder.encode(frame.reformat(width=width, height=height, format="yuv420p")):
-                output.mux(packet)
-            count += 1
-            if count == frames:
-                break
-        for packet in encoder.encode():
-            output.mux(packet)
-    return count
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists():
         parser.error(f"{args.out} exists; remove it or choose another name")
     try:
-        count = scale_clip(args.source, args.out, width, height, args.frames)
+        count = copy_h264(args.source, args.out, args.frames, (width, height))
     except av.FFmpegError as error:
         log.error("cannot copy %s: %s", args.source, error)
         return 1

@@ -216,3 +216,25 @@ def video_info(path: str | Path) -> dict[str, Any]:
     source = open_source(str(path), Path(path).stem)
     source.close()
     return source.info
+
+
+def copy_h264(source: str | Path, out: str | Path, frames: int | None = None,
+              size: tuple[int, int] | None = None) -> int:
+    """Re-encode the first `frames` frames of `source` (all when None) as H.264 (yuv420p) at the source's rate,
+    scaled to `size` (width, height) when given; returns the frames written. Used by `nero bench` and
+    scripts/scale_clip.py, so the clips they measure are made one way."""
+    with av.open(str(source)) as container, av.open(str(out), "w") as output:
+        stream = container.streams.video[0]
+        width, height = size or (stream.width, stream.height)
+        encoder = output.add_stream("libx264", rate=stream.average_rate or 25)
+        encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+        count = 0
+        for frame in container.decode(stream):
+            for packet in encoder.encode(frame.reformat(width=width, height=height, format="yuv420p")):
+                output.mux(packet)
+            count += 1
+            if count == frames:
+                break
+        for packet in encoder.encode():
+            output.mux(packet)
+    return count

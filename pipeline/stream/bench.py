@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from pipeline.errors import UserError
-from pipeline.media.video import open_source, video_frames
+from pipeline.media.video import copy_h264, open_source, video_frames
 from pipeline.model.bundle import Bundle
 from pipeline.stream.metrics import latency_stats
 from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec
@@ -47,24 +47,11 @@ MEASURES = ("decode", "forward", "score", "naive", "monitor")
 def trimmed_clip(source: Path, frames: int, folder: Path) -> tuple[Path, int]:
     """The first `frames` frames of `source` re-encoded (H.264) so that every measure sees the same video."""
     with av.open(str(source)) as container:
-        stream = container.streams.video[0]
-        total = stream.frames or 0
-        if 0 < total <= frames:
-            return source, total
-        out_path = folder / "bench.mp4"
-        with av.open(str(out_path), "w") as out:
-            encoder = out.add_stream("libx264", rate=stream.average_rate or 25)
-            encoder.width, encoder.height, encoder.pix_fmt = stream.width, stream.height, "yuv420p"
-            count = 0
-            for frame in container.decode(stream):
-                for packet in encoder.encode(frame.reformat(format="yuv420p")):
-                    out.mux(packet)
-                count += 1
-                if count == frames:
-                    break
-            for packet in encoder.encode():
-                out.mux(packet)
-    return out_path, count
+        total = container.streams.video[0].frames or 0
+    if 0 < total <= frames:
+        return source, total
+    out_path = folder / "bench.mp4"
+    return out_path, copy_h264(source, out_path, frames)
 
 
 def decoded_frames(clip: Path) -> list[np.ndarray]:
