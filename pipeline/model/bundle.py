@@ -89,8 +89,8 @@ class Bundle:
         if self.relevance_detector is not None:
             split = self.relevance_detector.score_relevance(terms.relevance, features)
             terms.score = split.score
-        return Inference(torch.softmax(logits.float(), dim=1), terms, quality_reasons(self.preprocess.pixels(inputs)),
-                         split)
+        quality = quality_reasons(inputs, self.preprocess.mean, self.preprocess.std)
+        return Inference(torch.softmax(logits.float(), dim=1), terms, quality, split)
 
     def thumbnail(self, row: int) -> np.ndarray | None:
         """The stored thumbnail of relevance-kNN bank row `row` (RGB), or None if the artifact has none."""

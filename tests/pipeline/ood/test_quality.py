@@ -17,8 +17,9 @@ PREPROCESS = Preprocess(224)
 
 
 def reasons(images: list[np.ndarray]) -> list[str | None]:
-    """As the monitor sees them: resized and normalised, then back to pixels."""
-    return quality_reasons(PREPROCESS.pixels(PREPROCESS([torch.from_numpy(image) for image in images])))
+    """As the monitor sees them: resized and normalised."""
+    return quality_reasons(PREPROCESS([torch.from_numpy(image) for image in images]), PREPROCESS.mean,
+                           PREPROCESS.std)
 
 
 def real_frames() -> list[np.ndarray]:
@@ -53,3 +54,18 @@ def test_heavily_blurred_and_noised_real_frames_are_caught():
     noised = [np.clip(frame + rng.normal(0, 60, frame.shape), 0, 255).astype(np.uint8) for frame in frames]
     assert reasons(blurred) == ["quality:blur"] * 20
     assert reasons(noised) == ["quality:noise"] * 20
+
+
+def test_a_frame_saturated_over_most_of_its_area_is_bright_and_a_pale_unsaturated_one_is_not():
+    """Saturation counts pixels over 250 in all three channels: a white-out over 60% of a real frame is
+    over-exposed though its mean stays far under the mean limit; the same area pale yellow (255, 255, 235:
+    luma 252.7, blue under the limit) is bright but not saturated, and must not be called over-exposed."""
+    frames = real_frames()[:5]
+    white, pale = [], []
+    for frame in frames:
+        for colour, out in (((255, 255, 255), white), ((255, 255, 235), pale)):
+            painted = frame.copy()
+            painted[:, : int(0.6 * frame.shape[1])] = colour
+            out.append(painted)
+    assert reasons(white) == ["quality:bright"] * 5
+    assert "quality:bright" not in reasons(pale)
