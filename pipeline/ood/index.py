@@ -27,8 +27,15 @@ except ImportError:  # pragma: no cover - exercised only where faiss is absent
 
 BACKENDS = ("auto", "faiss", "torch")
 QUERY_CHUNK = 4096   # torch search: queries per matrix product, so a large batch does not hold an N x M matrix
-RERANK_MARGIN = 8    # candidates beyond k whose distances are recomputed exactly (NeighbourIndex.search)
+RERANK_MARGIN = 8    # candidates beyond k that FAISS proposes for the re-rank (NeighbourIndex.search)
 RERANK_CHUNK = 256   # queries re-ranked at a time: 256 x (k + margin) x D differences held at once
+SCAN_CHUNK = 1024    # bank rows at a time when one query is searched row by row
+FLOAT32_ROUNDOFF = 2.0 ** -24
+UNIT_ROUNDOFF = {torch.bfloat16: 2.0 ** -8, torch.float32: FLOAT32_ROUNDOFF}
+# candidates beyond k the torch product proposes: enough that the rounding bound clears (on the demo clip the
+# 85th bfloat16 proposal lay at least 0.041 beyond the 20th neighbour, the bound is 0.025; float32's 0.0013
+# cleared at 8 on every frame)
+PROPOSAL_MARGIN = {torch.bfloat16: 64, torch.float32: 8}
 
 
 def faiss_has_gpu() -> bool:
@@ -42,6 +49,12 @@ def _use_faiss(backend: str) -> bool:
     if backend == "faiss" and faiss is None:
         raise ImportError("faiss is not installed: pip install 'nero-monitor[cpu]' (or [gpu])")
     return backend != "torch" and faiss is not None
+
+
+def row_distances(queries: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """N x M squared distances sum((b - q)^2) from N queries (N x D) to their own M rows each (N x M x D,
+    overwritten), each summed alone: the same rounding whatever N and M."""
+    return rows.sub_(queries[:, None, :]).square_().sum(dim=2)
 
 
 class FlatIndex:
@@ -88,64 +101,118 @@ class CentroidIndex:
         return distance[:, 0], nearest[:, 0]
 
 
-class NeighbourIndex:
-    """Exact L2 index over a bank of vectors; `kth_distance(queries, k)`: N distances, queries' device.
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether `device` multiplies bfloat16 matrices in hardware (a CPU with AVX512-BF16 or AMX): elsewhere
+    a bfloat16 product is emulated and slower than float32."""
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
 
-    On the CPU the search is one torch matrix product, |q|^2 + |b|^2 - 2 q.b (the expansion FAISS's own BLAS
-    path computes), then a top-k. Against relevance-kNN's 5,884 x 2,560 bank it took 1.1 ms for one query
-    and 3.0 ms for 16, where FAISS's `IndexFlat` took 5.4 and 7.6 ms (torch's `cdist`: 60 and 37 ms), with
-    the same neighbours and distances within 3e-7 (2-core CPU): the monitor's live batches are 1 frame. With
-    the exact re-ranking below, 1.3 and 4.9 ms.
-    `backend="auto"` searches with FAISS where the bank is on a GPU FAISS can use; `"faiss"` everywhere.
+
+class NeighbourIndex:
+    """Exact L2 index over a bank of vectors; `search(queries, k)`: each query's k nearest rows, queries' device.
+
+    Exact means: the k rows with the smallest sum((q - b)^2) in float32, computed row by row, ties broken by
+    row, whatever the batch, thread count or backend. Computing that for every row would be slow, so a fast
+    product proposes candidates and only they are re-ranked row by row:
+    - torch (the CPU default): |q|^2 + |b|^2 - 2 q.b as one matrix product, in bfloat16 where the CPU
+      multiplies it in hardware (`native_bfloat16`), float32 elsewhere. A rounding analysis bounds how far a
+      proposed distance can lie from the re-ranked one (`_error_bound`); a query whose k-th re-ranked
+      distance is not clear of the best unproposed row by that bound is searched row by row over the whole
+      bank, so the answer is exact either way (none of the demo clip's 1,875 frames needed it: the bound is
+      0.025 in squared distance, the smallest clearance 0.041).
+    - FAISS (on a GPU FAISS can use, or `backend="faiss"`): its float32 search proposes k + RERANK_MARGIN.
+    The bank is 60 MB (5,884 x 2,560, relevance-kNN's) and too big for the caches, so a float32 product of
+    16 queries was bound by reading it; bfloat16 halves that. After a forward pass, as in the score stage,
+    the search of 16 frames took 11.9 ms in float32 and 7.0 ms in bfloat16 (standalone 6.5 and 3.6 ms; one
+    frame 1.7 and 1.5 ms; 2-core CPU with AMX). Before this, the re-rank alone had made the answer exact:
+    a matrix product's rounding depends on the batch size and thread count, and that had swapped a near
+    tie at rank k between `nero archive`'s one-thread workers and `nero replay`, and with it the explanation.
     """
 
-    def __init__(self, bank: torch.Tensor, backend: str = "auto") -> None:
+    def __init__(self, bank: torch.Tensor, backend: str = "auto", proposal_dtype: torch.dtype | None = None) -> None:
+        """`proposal_dtype`: the torch product's dtype (None: bfloat16 where native, else float32)."""
         self.bank = bank.float().contiguous()
         self._squared_norms = self.bank.square().sum(dim=1)
+        self._max_norm = float(self._squared_norms.max().sqrt()) if len(self.bank) else 0.0
         on_faiss_gpu = self.bank.is_cuda and faiss_has_gpu()
         use_faiss = _use_faiss(backend) and (backend == "faiss" or on_faiss_gpu)
         self._index = FlatIndex(self.bank, faiss.METRIC_L2) if use_faiss else None
+        if proposal_dtype is None:
+            proposal_dtype = torch.bfloat16 if native_bfloat16(self.bank.device) else torch.float32
+        if proposal_dtype not in UNIT_ROUNDOFF:
+            raise ValueError(f"proposal_dtype must be one of {list(UNIT_ROUNDOFF)}, got {proposal_dtype}")
+        self.proposal_dtype = proposal_dtype
+        self._proposal_bank = None if use_faiss else self.bank.to(proposal_dtype)
 
     @property
     def description(self) -> str:
         if self._index is None:
-            return "torch"
+            return f"torch-{str(self.proposal_dtype).removeprefix('torch.')}"
         return "faiss-gpu" if self._index.on_gpu else "faiss-cpu"
 
     def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(distances N x k, ascending, and bank rows N x k) of each query's k nearest, on its device.
-
-        The fast search proposes `k + RERANK_MARGIN` candidates; their distances are then recomputed row by
-        row, sum((q - b)^2), and sorted by distance, then by row. A matrix product's rounding
-        depends on the batch size and the thread count (2.4e-7 here), and that had let a near tie at rank k
-        swap neighbours between two runs of the same frame (`nero archive`'s one-thread workers against
-        `nero replay`), and with the neighbour the explanation. Recomputed so, a frame gets the same
-        neighbours in a live batch of 1, a replay batch of 16 and an archive worker, with either backend.
-        It costs 0.2 ms for one query and 1.9 ms for 16 against the 5,884-row bank (2-core CPU).
-        """
+        """(distances N x k, ascending, and bank rows N x k) of each query's k nearest, on its device."""
         queries = queries.float().contiguous()
-        candidates = self._candidates(queries, min(k + RERANK_MARGIN, len(self.bank)))
+        size = len(self.bank)
+        if self._index is not None:
+            candidates = self._index.search(queries, min(k + RERANK_MARGIN, size))[1].long()
+            squared, rows = self._rerank(queries, candidates, k)
+            return squared.sqrt(), rows
+        count = min(k + PROPOSAL_MARGIN[self.proposal_dtype], size)
+        proposed, candidates = self._propose(queries, min(count + 1, size))
+        squared, rows = self._rerank(queries, candidates[:, :count], k)
+        if count < size:   # else every row was re-ranked
+            clear = proposed[:, count] - self._error_bound(queries) > squared[:, -1]
+            for query in torch.nonzero(~clear).flatten().tolist():
+                squared[query], rows[query] = self._scan(queries[query], k)
+        return squared.sqrt(), rows
+
+    def _propose(self, queries: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """N x count proposed squared distances, ascending, and their bank rows."""
+        bank = self._proposal_bank.to(queries.device)
+        norms = self._squared_norms.to(queries.device)
+        values, found = [], []
+        for chunk in queries.split(QUERY_CHUNK):
+            products = (chunk.to(bank.dtype) @ bank.T).float()
+            squared = torch.add(norms, products, alpha=-2.0).add_(chunk.square().sum(dim=1, keepdim=True))
+            best = squared.topk(count, dim=1, largest=False)
+            values.append(best.values)
+            found.append(best.indices)
+        return torch.cat(values), torch.cat(found)
+
+    def _error_bound(self, queries: torch.Tensor) -> torch.Tensor:
+        """Per query, the most a proposed squared distance can differ from the re-ranked one (standard
+        rounding error bounds, D the dimension and u the proposal dtype's unit roundoff): the product's inputs
+        and output rounded, 3u |q||b|, twice; float32 sums of D terms, D 2^-24 each of |q||b|, |q|^2 + |b|^2
+        and the re-ranked (|q| + |b|)^2; a few last additions."""
+        unit = UNIT_ROUNDOFF[self.proposal_dtype]
+        sums = self.bank.shape[1] * FLOAT32_ROUNDOFF / (1 - self.bank.shape[1] * FLOAT32_ROUNDOFF)
+        query_norms, bank_norm = queries.norm(dim=1), self._max_norm
+        cross = 2 * (3 * unit + sums * (1 + unit) ** 2) * query_norms * bank_norm
+        return cross + sums * (query_norms ** 2 + bank_norm ** 2) + \
+            (sums + 6 * FLOAT32_ROUNDOFF) * (query_norms + bank_norm) ** 2
+
+    def _rerank(self, queries: torch.Tensor, candidates: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(squared distances N x k, rows N x k): the candidates' distances recomputed row by row, sorted by
+        distance, then by row."""
         bank = self.bank.to(queries.device)
-        distances, rows = [], []
+        squared, rows = [], []
         for chunk, proposed in zip(queries.split(RERANK_CHUNK), candidates.split(RERANK_CHUNK), strict=True):
             proposed = proposed.sort(dim=1).values          # row order first: equal distances keep it
-            squared = (chunk[:, None, :] - bank[proposed]).square().sum(dim=2)
-            squared, order = squared.sort(dim=1, stable=True)
-            distances.append(squared[:, :k].sqrt())
+            found, order = row_distances(chunk, bank.index_select(0, proposed.flatten()).view(*proposed.shape, -1)
+                                         ).sort(dim=1, stable=True)
+            squared.append(found[:, :k])
             rows.append(proposed.gather(1, order[:, :k]))
-        return torch.cat(distances), torch.cat(rows)
+        return torch.cat(squared), torch.cat(rows)
 
-    def _candidates(self, queries: torch.Tensor, count: int) -> torch.Tensor:
-        """N x count bank rows, nearest first, up to rounding."""
-        if self._index is not None:
-            return self._index.search(queries, count)[1].long()
-        bank = self.bank.to(queries.device)
-        norms = self._squared_norms.to(queries.device)
-        found = []
-        for chunk in queries.split(QUERY_CHUNK):
-            squared = torch.addmm(norms, chunk, bank.T, alpha=-2.0).add_(chunk.square().sum(dim=1, keepdim=True))
-            found.append(squared.topk(count, dim=1, largest=False).indices)
-        return torch.cat(found)
+    def _scan(self, query: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One query against every row, row by row (a query the proposal could not settle)."""
+        bank = self.bank.to(query.device)
+        found = torch.cat([row_distances(query[None], block[None].clone())[0] for block in bank.split(SCAN_CHUNK)])
+        found, order = found.sort(stable=True)
+        return found[:k], order[:k]
 
     def kth_distance(self, queries: torch.Tensor, k: int) -> torch.Tensor:
         return self.search(queries, k)[0][:, k - 1]

@@ -50,18 +50,22 @@ def test_unknown_backend_is_refused(data):
         CentroidIndex(data[1], backend="annoy")
 
 
-@pytest.mark.parametrize("backend", ["auto", "faiss", "torch"])
+BANK_SEARCHES = [("auto", None), ("faiss", None), ("torch", torch.float32), ("torch", torch.bfloat16)]
+
+
+@pytest.mark.parametrize(("backend", "proposal"), BANK_SEARCHES)
 @pytest.mark.parametrize("batch", [1, 16, 200])
-def test_bank_search_agrees_with_brute_force(data, backend, batch):
+def test_bank_search_agrees_with_brute_force(data, backend, proposal, batch):
     queries, bank = data[0][:batch], torch.randn(500, 341, generator=torch.Generator().manual_seed(4))
-    distances, rows = NeighbourIndex(bank, backend=backend).search(queries, 7)
+    distances, rows = NeighbourIndex(bank, backend=backend, proposal_dtype=proposal).search(queries, 7)
     expected = torch.cdist(queries.double(), bank.double()).topk(7, dim=1, largest=False)
     assert torch.equal(rows.long(), expected.indices)
     torch.testing.assert_close(distances.double(), expected.values, rtol=1e-5, atol=1e-5)
 
 
 def test_cpu_bank_searches_by_matrix_product_faiss_on_request(data):
-    assert NeighbourIndex(data[1]).description == "torch"
+    assert NeighbourIndex(data[1]).description in ("torch-bfloat16", "torch-float32")
+    assert NeighbourIndex(data[1], proposal_dtype=torch.float32).description == "torch-float32"
     assert NeighbourIndex(data[1], backend="faiss").description == "faiss-cpu"
 
 
@@ -80,11 +84,31 @@ def test_a_query_gets_the_same_neighbours_whatever_its_batch_threads_or_backend(
         batched = NeighbourIndex(bank).search(queries, 20)
         alone = [NeighbourIndex(bank).search(query[None], 20) for query in queries]
         by_faiss = NeighbourIndex(bank, backend="faiss").search(queries, 20)
+        in_float32 = NeighbourIndex(bank, proposal_dtype=torch.float32).search(queries, 20)
+        in_bfloat16 = NeighbourIndex(bank, proposal_dtype=torch.bfloat16).search(queries, 20)
         torch.set_num_threads(1)
         one_thread = NeighbourIndex(bank).search(queries, 20)
     finally:
         torch.set_num_threads(threads)
-    for other in (torch.cat([a[0] for a in alone]), by_faiss[0], one_thread[0]):
-        assert torch.equal(other, batched[0])
-    for other in (torch.cat([a[1] for a in alone]), by_faiss[1], one_thread[1]):
-        assert torch.equal(other, batched[1])
+    others = [(torch.cat([a[0] for a in alone]), torch.cat([a[1] for a in alone])), by_faiss, in_float32,
+              in_bfloat16, one_thread]
+    for distances, rows in others:
+        assert torch.equal(distances, batched[0])
+        assert torch.equal(rows, batched[1])
+
+
+def test_a_query_the_bfloat16_proposal_cannot_settle_is_searched_row_by_row():
+    # 300 rows within 1e-3 of one another: bfloat16 (8 bits) cannot order them, nor can 64 spare candidates
+    # hold the 5 nearest for sure; the answer must still be the exact one.
+    g = torch.Generator().manual_seed(5)
+    centre = torch.nn.functional.normalize(torch.randn(1, 640, generator=g), dim=1)
+    bank = torch.cat([centre + 1e-3 * torch.randn(300, 640, generator=g),
+                      torch.nn.functional.normalize(torch.randn(700, 640, generator=g), dim=1)])
+    query = centre + 1e-3 * torch.randn(1, 640, generator=g)
+    index = NeighbourIndex(bank, backend="torch", proposal_dtype=torch.bfloat16)
+    exact = torch.cdist(query.double(), bank.double()).topk(5, dim=1, largest=False)
+    proposed = index._propose(query, 5)[1]
+    assert not torch.equal(proposed, exact.indices)       # the proposal alone gets them wrong
+    distances, rows = index.search(query, 5)
+    assert torch.equal(rows, exact.indices)
+    torch.testing.assert_close(distances.double(), exact.values, rtol=1e-5, atol=1e-6)
