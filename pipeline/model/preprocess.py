@@ -48,7 +48,7 @@ class Preprocess:
         self.crop_content = crop_content
 
     def _resize(self, frames: torch.Tensor) -> torch.Tensor:
-        """Antialiased bilinear resize to size x size, as float pixel values.
+        """Antialiased bilinear resize to size x size, as pixel values (uint8 on the CPU, float elsewhere).
 
         On the CPU the uint8 frames are resized as uint8, in their channels-last layout (the permute is a
         view): torch's vectorised uint8 kernel. Measured on the 2-core CPU, per frame to 224 x 224: 3.54 ->
@@ -57,13 +57,12 @@ class Preprocess:
         CUDA has no uint8 kernel for this, and the float one is cheap there.
         """
         nchw = frames.permute(0, 3, 1, 2)
-        if nchw.shape[-2:] == (self.size, self.size):
-            return nchw.float()
         if nchw.device.type != "cpu" or nchw.dtype != torch.uint8:
             nchw = nchw.float()
-        resized = F.interpolate(nchw, size=(self.size, self.size), mode="bilinear", antialias=True,
-                                align_corners=False)
-        return resized.float()
+        if nchw.shape[-2:] == (self.size, self.size):
+            return nchw
+        return F.interpolate(nchw, size=(self.size, self.size), mode="bilinear", antialias=True,
+                             align_corners=False)
 
     def pixels(self, inputs: torch.Tensor) -> torch.Tensor:
         """The model's input back in pixel values (0..255), resized: what the quality guard looks at."""
@@ -80,6 +79,7 @@ class Preprocess:
                     frame = frame[top:bottom, left:right]
                 parts.append(self._resize(frame.unsqueeze(0)))
             resized = torch.cat(parts)
-        mean = self.mean.to(resized.device)
-        std = self.std.to(resized.device)
-        return (resized - mean) / std
+        # One pass to float minus the mean, one in place for the std: the same values as (x.float() - mean)
+        # / std after a float copy of every frame, in 0.63 ms a frame instead of 0.74 (the demo clip's 480 x
+        # 480 frames, 16 a batch, 2-core CPU).
+        return torch.sub(resized, self.mean.to(resized.device)).div_(self.std.to(resized.device))
