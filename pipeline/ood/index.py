@@ -184,9 +184,9 @@ class NeighbourIndex:
 
     def _error_bound(self, queries: torch.Tensor) -> torch.Tensor:
         """Per query, the most a proposed squared distance can differ from the re-ranked one (standard
-        rounding error bounds, D the dimension and u the proposal dtype's unit roundoff): the product's inputs
-        and output rounded, ((1 + u)^3 - 1) |q||b|, twice; float32 sums of D terms, D 2^-24 each of |q||b|, |q|^2 + |b|^2
-        and the re-ranked (|q| + |b|)^2; a few last additions."""
+        rounding error bounds, D the dimension and u the proposal dtype's unit roundoff): the product's
+        inputs and output rounded, ((1 + u)^3 - 1) |q||b|, twice; float32 sums of D terms, D 2^-24 each of
+        |q||b|, |q|^2 + |b|^2 and the re-ranked (|q| + |b|)^2; a few last additions."""
         unit = UNIT_ROUNDOFF[self.proposal_dtype]
         sums = self.bank.shape[1] * FLOAT32_ROUNDOFF / (1 - self.bank.shape[1] * FLOAT32_ROUNDOFF)
         query_norms, bank_norm = queries.norm(dim=1), self._max_norm

@@ -22,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
+import platform
 import statistics
 import tempfile
 import time
@@ -166,9 +168,22 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
 
 
 def describe_device(device: torch.device) -> str:
+    """The card, or the CPU's model and the threads the model runs on: absolute frame rates mean nothing
+    without it."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({torch.get_num_threads()} threads)"
+    return f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def format_bench(result: dict) -> str:

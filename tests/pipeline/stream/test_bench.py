@@ -3,7 +3,7 @@
 import json
 
 from pipeline.cli import main
-from pipeline.stream.bench import MEASURES, decoded_frames, format_bench, run_bench, trimmed_clip
+from pipeline.stream.bench import MEASURES, cpu_model, decoded_frames, format_bench, run_bench, trimmed_clip
 
 
 def test_trimmed_clip_keeps_the_first_frames(demo_frames, make_clip, tmp_path):
@@ -40,5 +40,7 @@ def test_bench_command_writes_json(monitor_config, demo_frames, make_clip, tmp_p
                       f"artifact: {monitor_config.resolve(monitor_config.artifact)}\ndevice: cpu\n")
     assert main(["bench", str(clip), "--config", str(config), "--rounds", "1", "--json",
                  str(tmp_path / "b.json")]) == 0
-    assert "monitor / path" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "monitor / path" in out
+    assert cpu_model() in out.splitlines()[0]      # absolute figures name the machine that made them
     assert set(json.loads((tmp_path / "b.json").read_text())["fps"]) == set(MEASURES)
