@@ -65,7 +65,8 @@ class Preprocess:
                              align_corners=False)
 
     def pixels(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The model's input back in pixel values (0..255), resized: what the quality guard looks at."""
+        """The model's input back in pixel values (0..255), resized (the quality guard folds this map into its
+        statistics instead: pipeline/ood/quality.py)."""
         return torch.addcmul(self.mean.to(inputs.device), inputs, self.std.to(inputs.device))   # one pass, not two
 
     def __call__(self, frames: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
