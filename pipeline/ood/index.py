@@ -32,9 +32,8 @@ RERANK_CHUNK = 256   # queries re-ranked at a time: 256 x (k + margin) x D diffe
 SCAN_CHUNK = 1024    # bank rows at a time when one query is searched row by row
 FLOAT32_ROUNDOFF = 2.0 ** -24
 UNIT_ROUNDOFF = {torch.bfloat16: 2.0 ** -8, torch.float32: FLOAT32_ROUNDOFF}
-# candidates beyond k the torch product proposes: enough that the rounding bound clears (on the demo clip the
-# 85th bfloat16 proposal lay at least 0.041 beyond the 20th neighbour, the bound is 0.025; float32's 0.0013
-# cleared at 8 on every frame)
+# candidates beyond k the torch product proposes: enough for the rounding bound to clear (NeighbourIndex gives
+# the figures for bfloat16; float32's bound, 0.0013, cleared at 8 on every demo frame)
 PROPOSAL_MARGIN = {torch.bfloat16: 64, torch.float32: 8}
 
 
