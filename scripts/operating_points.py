@@ -57,6 +57,15 @@ def knn_scores(detector: RelevanceKNN, rows: torch.Tensor, data: FitData) -> np.
     return detector.score(rows, rows @ data.weight.T + data.bias).double().numpy()
 
 
+def video_outcome(scores: np.ndarray, threshold: float, alert_threshold: float, on_count: int, window: int,
+                  off_after: int, truth: Truth, fps: float) -> str:
+    """'false alarms; each OOD segment's delay' of a clip's scores through the monitor's own alert rule."""
+    rule = AlertRule(threshold, on_count, window, off_after, alert_threshold=alert_threshold)
+    outcome = AlertOutcome.of(np.array([rule.update(s).alert for s in np.asarray(scores).tolist()]), truth, fps)
+    delays = ", ".join(f"{s.name} {'missed' if s.delay_s is None else f'{s.delay_s:.2f} s'}" for s in outcome.segments)
+    return f"{len(outcome.false_alarms)}; {delays}"
+
+
 def grid(bundle, config, train: Path, val: Path, calibration_video: Path) -> None:
     """relevance-kNN settings judged at the operating point of 1 false alarm per hour."""
     train_paths, labels, _ = image_folder(train)
@@ -112,12 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             threshold = points["thresholds"][rate]
             row = f"| {name} | {rate} | {threshold:.4g} | {np.mean(caught > threshold):.1%} |"
             if video is not None:
-                rule = AlertRule(entry["threshold"], points["on_count"], points["window"], config.alert.off_after,
-                                 alert_threshold=threshold)
-                outcome = AlertOutcome.of(np.array([rule.update(s).alert for s in video[name].tolist()]), truth, fps)
-                delays = ", ".join(f"{s.name} {'missed' if s.delay_s is None else f'{s.delay_s:.2f} s'}"
-                                   for s in outcome.segments)
-                row += f" {len(outcome.false_alarms)}; {delays} |"
+                outcome = video_outcome(video[name], entry["threshold"], threshold, points["on_count"],
+                                        points["window"], config.alert.off_after, truth, fps)
+                row += f" {outcome} |"
             print(row)
     return 0
 
