@@ -8,10 +8,11 @@ hour of in-distribution video), and, with --video, what each does on a clip with
 Candidates, each relevance-kNN (k 20, feature weight 0.75, the bank of training and unlabelled windows):
 - `configured`: the configured model as the artifact uses it (the bundled LP-FT EfficientNet-Lite0);
 - `+ mid-level v`: its embedding with a third block of weight v, the per-channel mean and spatial standard
-  deviation of EfficientNet blocks 1-6 (768 channels, each z-scored over the bank): the texture and colour
+  deviation of EfficientNet blocks 1-6 (768 channels, each z-scored over the unlabelled windows): the texture and colour
   statistics earlier layers keep and the pooled feature layer may lose (still one value per neuron);
 - `imagenet probe`: the frozen ImageNet EfficientNet-Lite0 with a logistic-regression head on its features
-  (C = 0.1, the linear-probe candidate of docs/RESULTS.md), so the feature space fine-tuning never touched;
+  (C = 0.1, the linear-probe candidate of docs/RESULTS.md, fitted as train_classifier.py fits it), so the
+  feature space fine-tuning never touched;
 - `colour`: not a network at all, kNN (k 5) over Lab colour statistics of the frame (means, deviations, an
   8 x 8 a*b* and an 8-bin L* histogram), the cheapest evidence a person would name first.
 
@@ -37,8 +38,9 @@ from safetensors.torch import load_file, save_file
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 from operating_points import video_outcome  # noqa: E402
+from train_classifier import logistic_head  # noqa: E402
 
-from pipeline.config import load_config  # noqa: E402
+from pipeline.config import AlertConfig, load_config  # noqa: E402
 from pipeline.errors import UserError  # noqa: E402
 from pipeline.evaluation.cache import Transformed  # noqa: E402
 from pipeline.evaluation.datasets import OUTLIER_TRANSFORMS  # noqa: E402
@@ -130,16 +132,6 @@ class Sets:
         return self._cached("colour", compute)
 
 
-def probe_head(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A 2-class logistic regression as a linear layer (logits -z/2, z/2: the same softmax)."""
-    from sklearn.linear_model import LogisticRegression
-
-    fitted = LogisticRegression(C=PROBE_C, max_iter=5000).fit(features.double().numpy(), labels.numpy())
-    coef, intercept = fitted.coef_, fitted.intercept_
-    return (torch.tensor(np.vstack([-coef, coef]) / 2, dtype=torch.float32),
-            torch.tensor([-intercept[0] / 2, intercept[0] / 2], dtype=torch.float32))
-
-
 def embedder(weight: torch.Tensor, bias: torch.Tensor, bank: torch.Tensor, mid_weight: float
              ) -> Callable[[torch.Tensor], torch.Tensor]:
     """Rows (features, then mid-level statistics) -> relevance-kNN's unit embedding, with the mid-level block."""
@@ -157,18 +149,21 @@ def embedder(weight: torch.Tensor, bias: torch.Tensor, bank: torch.Tensor, mid_w
 
 
 def judge(name: str, rows: dict[str, torch.Tensor], embed: Callable[[torch.Tensor], torch.Tensor], k: int,
-          fps: float, truth: Truth | None, accuracy: str) -> str:
+          alert: AlertConfig, fps: float, truth: Truth | None, accuracy: str) -> str:
+    """One table row: the alert threshold for 1 false alarm per hour of the calibration video under the config's
+    alert rule, the synthetic outliers over it, and with `truth` the clip through that rule."""
     index = NeighbourIndex(embed(torch.cat([rows["train"], rows["bank"]])).half().float())
 
     def scores(part: str) -> np.ndarray:
         return index.search(embed(rows[part]), k)[0][:, -1].double().numpy()
 
-    points = calibrate([scores("calibration")], fps, 3, 5, 10, rates=(1.0,))
+    rule = (alert.on_count, alert.window, alert.off_after)
+    points = calibrate([scores("calibration")], fps, *rule, rates=(1.0,))
     threshold = points.thresholds[1.0]
     synthetic = np.concatenate([scores(f"synthetic.{t}") for t in OUTLIER_TRANSFORMS])
     row = f"| {name} | {accuracy} | {threshold:.4g} | {np.mean(synthetic > threshold):.1%} |"
     if truth is not None:
-        row += f" {video_outcome(scores('video'), threshold, threshold, 3, 5, 10, truth, fps)} |"
+        row += f" {video_outcome(scores('video'), threshold, threshold, *rule, truth, fps)} |"
     return row
 
 
@@ -199,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     configured = sets.network(configured_key, MidLevel(classifier), preprocess)
     frozen = sets.network("imagenet-frozen", MidLevel(FeatureClassifier(imagenet).eval()), preprocess)
     heads = {"configured": (classifier.head.weight.float(), classifier.head.bias.float()),
-             "imagenet probe": probe_head(frozen["train"][:, :1280], sets.labels["train"])}
+             "imagenet probe": logistic_head(frozen["train"][:, :1280], sets.labels["train"].numpy(), PROBE_C)[1:]}
 
     def accuracy(rows: dict[str, torch.Tensor], head: tuple[torch.Tensor, torch.Tensor]) -> str:
         logits = rows["val"][:, :head[0].shape[1]] @ head[0].T + head[1]
@@ -210,11 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|" + ("---|" if truth else ""))
     for mid_weight in (0.0, 0.1, 0.25):
         name = "configured" + (f" + mid-level {mid_weight}" if mid_weight else "")
-        print(judge(name, configured, embedder(*heads["configured"], configured["bank"], mid_weight), K, fps, truth,
-                    accuracy(configured, heads["configured"])), flush=True)
-    print(judge("imagenet probe", frozen, embedder(*heads["imagenet probe"], frozen["bank"], 0.0), K, fps, truth,
+        embed = embedder(*heads["configured"], configured["bank"], mid_weight)
+        print(judge(name, configured, embed, K, config.alert, fps, truth, accuracy(configured, heads["configured"])),
+              flush=True)
+    embed = embedder(*heads["imagenet probe"], frozen["bank"], 0.0)
+    print(judge("imagenet probe", frozen, embed, K, config.alert, fps, truth,
                 accuracy(frozen, heads["imagenet probe"])), flush=True)
-    print(judge("colour", sets.colour(), lambda rows: rows, COLOUR_K, fps, truth, "-"), flush=True)
+    print(judge("colour", sets.colour(), lambda rows: rows, COLOUR_K, config.alert, fps, truth, "-"), flush=True)
     return 0
 
 

@@ -105,11 +105,21 @@ def initial_model(arch: str, init: str, num_classes: int) -> nn.Module:
     return model
 
 
+def logistic_head(features: torch.Tensor, labels: np.ndarray, strength: float):
+    """A logistic regression (C = `strength`) on frozen features, and the same model as the classifier's linear
+    layer: (fitted, weight C x D, bias C), float32."""
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = LogisticRegression(C=strength, max_iter=5000).fit(features.double().numpy(), labels)
+    coef, intercept = fitted.coef_, fitted.intercept_
+    if len(coef) == 1:   # sklearn keeps one row for two classes: logits (-z/2, z/2) give the same softmax
+        coef, intercept = np.vstack([-coef, coef]) / 2, np.array([-intercept[0], intercept[0]]) / 2
+    return fitted, torch.tensor(coef, dtype=torch.float32), torch.tensor(intercept, dtype=torch.float32)
+
+
 def linear_probe(model: nn.Module, train: tuple[list[Path], list[int]], val: tuple[list[Path], list[int]],
                  preprocess: Preprocess, device: str) -> dict:
     """Fit the head of `model` (in place) on its frozen features; C by synthetic-outlier validation AUROC."""
-    from sklearn.linear_model import LogisticRegression
-
     from pipeline.evaluation.cache import Transformed
     from pipeline.evaluation.datasets import OUTLIER_TRANSFORMS
     from pipeline.model.features import extract_features
@@ -125,11 +135,7 @@ def linear_probe(model: nn.Module, train: tuple[list[Path], list[int]], val: tup
     labels = {"train": np.array(train[1]), "val": np.array(val[1])}
     trials = []
     for strength in PROBE_C:
-        fitted = LogisticRegression(C=strength, max_iter=5000).fit(features["train"].numpy(), labels["train"])
-        coef, intercept = fitted.coef_, fitted.intercept_
-        if len(coef) == 1:   # sklearn keeps one row for two classes: logits (-z/2, z/2) give the same softmax
-            coef, intercept = np.vstack([-coef, coef]) / 2, np.array([-intercept[0], intercept[0]]) / 2
-        weight, bias = torch.tensor(coef, dtype=torch.float32), torch.tensor(intercept, dtype=torch.float32)
+        fitted, weight, bias = logistic_head(features["train"], labels["train"], strength)
 
         def with_logits(rows: torch.Tensor, weight=weight, bias=bias) -> tuple[torch.Tensor, torch.Tensor]:
             return rows.float(), rows.float() @ weight.T + bias
