@@ -10,11 +10,13 @@ is caught, so a real bug still shows its traceback.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import logging
 import os
 import pkgutil
 import shutil
+import signal
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
@@ -62,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # `kill -USR1 PID` prints every thread's Python stack to stderr and the command carries on: where a
+    # process that does not stop, or stops publishing, is waiting (a ZeroMQ call, a queue, a lock).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     setup_logging(args.command, args.log_level, args.log_format)
     tune_allocator()   # before the command imports torch and allocates its first batch
     from tqdm.contrib.logging import logging_redirect_tqdm

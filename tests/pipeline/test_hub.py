@@ -40,7 +40,14 @@ def free_endpoint() -> str:
 
 def stop(process: subprocess.Popen) -> tuple[str, str]:
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=30)
+    try:
+        out, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:   # seen once in CI, never reproduced: where does it wait?
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(2.0)
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"{process.args[3]} still ran 30 s after SIGINT; its threads:\n{err}")
     assert process.returncode in (0, 130), err
     return out, err
 

@@ -61,3 +61,24 @@ def test_sigterm_mid_replay_stops_with_a_whole_audit_and_a_stop_event(demo_frame
     frames = [record["seq"] for record in records if record["type"] == "frame"]
     assert 10 <= len(frames) < 600 and frames == list(range(len(frames)))
     assert records[-1]["event"] == "stop"
+
+
+def test_sigusr1_prints_every_thread_and_the_command_carries_on(tmp_path):
+    """An operator whose `nero` process does not stop, or stops publishing, asks it where it waits: SIGUSR1
+    prints every thread's stack to stderr, and the command keeps running until it is stopped as usual."""
+    endpoint = "tcp://127.0.0.1:9"   # nothing publishes there: the subscriber waits in its receive loop
+    process = subprocess.Popen([sys.executable, "-m", "pipeline", "subscribe", endpoint, "--jsonl",
+                                str(tmp_path / "received.jsonl")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "received.jsonl").is_file():    # opened after the handler is in place
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    process.send_signal(signal.SIGUSR1)
+    time.sleep(1.0)
+    assert process.poll() is None, "SIGUSR1 stopped the command"
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode in (0, 130), err
+    assert "most recent call first" in err and "subscribe.py" in err, err
