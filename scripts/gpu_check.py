@@ -10,7 +10,9 @@ still run):
 3. `nero bench` on the demo clip (480p) and on a 1080p H.264 cut of it, on `--device` (config `device`):
    the monitor against decode-only, the bare forward and the naive loop, side by side.
 Numbers for docs/PERFORMANCE.md, with the card named; the many-stream NVDEC path is not written yet
-(issue 12), so this measures the single-stream CUDA path that exists.
+(issue 12), so this measures the single-stream CUDA path that exists. The device image lacks PyAV and pyzmq,
+and the tree leaves about 9 MB of a call's transfer for them: docs/PERFORMANCE.md ("What stands between that
+script and a device") says how to bring them.
 """
 
 from __future__ import annotations

@@ -64,9 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # `kill -USR1 PID` prints every thread's Python stack to stderr and the command carries on: where a
-    # process that does not stop, or stops publishing, is waiting (a ZeroMQ call, a queue, a lock).
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
     setup_logging(args.command, args.log_level, args.log_format)
     tune_allocator()   # before the command imports torch and allocates its first batch
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -86,6 +83,9 @@ def entry() -> None:
     """The `nero` program: `main`, then an immediate exit. Everything the command wrote is closed by then;
     skipping the interpreter's teardown (torch, FFmpeg and ZeroMQ threads in C code) avoids its aborts and a
     teardown slow enough that a second stop signal used to land in it and kill the process (rc -15)."""
+    # `kill -USR1 PID` prints every thread's Python stack to stderr and the command carries on: where a
+    # process that does not stop, or stops publishing, is waiting (a ZeroMQ call, a queue, a lock).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()

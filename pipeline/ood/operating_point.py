@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.stats import genpareto
 
 from pipeline.ood.alert import AlertRule
 
@@ -76,6 +75,9 @@ def chunk_maxima(scores: np.ndarray, fps: float, on_count: int, window: int) -> 
 def calibrate(videos: list[np.ndarray], fps: float, on_count: int, window: int, off_after: int,
               rates: tuple[float, ...] = RATES) -> Calibration:
     """Alert thresholds for `rates` from the frame scores of in-distribution `videos` (one array per clip)."""
+    # Imported here, by fitting only: the monitor reads the thresholds, and a GPU host's image may lack scipy.
+    from scipy.stats import genpareto
+
     maxima = np.sort(np.concatenate([chunk_maxima(scores, fps, on_count, window) for scores in videos]))
     tail_size = max(MIN_TAIL, round(TAIL_SHARE * len(maxima)))
     if len(maxima) < 2 * tail_size:

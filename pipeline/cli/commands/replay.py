@@ -43,7 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
-    from pipeline.explain.report import write_report
     from pipeline.media.video import open_source, source_kind, stream_name
     from pipeline.model.bundle import load_bundle
     from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec
@@ -67,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     log.info("replaying %s as stream '%s', publishing on %s", args.source, name, runner.endpoint)
     code = execute(runner, args.metrics_json)
     if args.report:
+        from pipeline.explain.report import write_report  # matplotlib: only for --report
+
         # After the run: the heatmaps rewrite the classifier's rules while they run (pipeline/explain/heatmap.py).
         log.info("writing the report (a heatmap per alert interval) to %s", args.report)
         log.info("report: %s", write_report(audit, args.source, args.report, bundle, stream=name))

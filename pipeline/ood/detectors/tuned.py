@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from sklearn.metrics import roc_auc_score
 
 from pipeline.ood.detectors.base import Detector, FitData, Validation
 
 
 def validation_auroc(detector: Detector, validation: Validation) -> float:
     """AUROC (x100) of the synthetic outliers against the held-out inliers; OOD is the positive class."""
+    # Imported here, by fitting only: scoring must not need scikit-learn (a GPU host's image may lack it).
+    from sklearn.metrics import roc_auc_score
+
     inliers = detector.score(*validation.inliers).cpu()
     outliers = detector.score(*validation.outliers).cpu()
     truth = torch.cat([torch.zeros(len(inliers)), torch.ones(len(outliers))])

@@ -21,10 +21,10 @@ COMMANDS = ("archive", "bench", "display", "eval", "explain", "fit", "hub", "key
             "subscribe")
 
 
-def imported_by(code: str) -> list[str]:
-    """Heavy modules that `code` leaves in sys.modules, run in a fresh interpreter."""
-    probe = f"import sys\n{code}\nprint('imported:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))"
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+def imported_by(code: str, names: tuple[str, ...] = HEAVY) -> list[str]:
+    """Those of `names` that `code` leaves in sys.modules, run in a fresh interpreter."""
+    probe = f"import sys\n{code}\nprint('imported:' + ','.join(m for m in {names!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
     return [name for name in last.removeprefix("imported:").split(",") if name]
@@ -35,6 +35,18 @@ def test_help_imports_nothing_heavy(argv):
     code = ("from pipeline.cli import main\ntry:\n    main(" + repr([*argv, "--help"]) + ")\n"
             "except SystemExit:\n    pass")
     assert imported_by(code) == []
+
+
+def test_scoring_needs_none_of_the_fitting_or_reporting_libraries():
+    """A GPU host's image may hold torch and little else: the monitor's path (a bundle loaded, frames scored,
+    the replay and live commands and the runner imported) must not need scikit-learn, scipy, matplotlib or
+    zennit, which fitting, evaluation, reports and heatmaps import when they run."""
+    code = ("import numpy as np\nfrom pipeline.config import DEFAULT_CONFIG, load_config\n"
+            "from pipeline.model.bundle import load_bundle\nfrom pipeline.stream.runner import Runner\n"
+            "from pipeline.cli.commands import live, replay\nfrom stages.score import ScoreStage\n"
+            "config = load_config(DEFAULT_CONFIG)\nconfig.device, config.model.backend = 'cpu', 'torch'\n"
+            "ScoreStage(load_bundle(config))([np.zeros((64, 64, 3), np.uint8)])")
+    assert imported_by(code, ("sklearn", "scipy", "matplotlib", "zennit")) == []
 
 
 def test_every_command_module_is_registered():
