@@ -69,6 +69,22 @@ def test_nero_subscribe_says_when_the_monitor_falls_silent(flood_check, demo_fra
     assert "monitor silent: nothing from" in err and "not even a heartbeat" in err
 
 
+def test_silence_after_every_stream_stopped_is_no_warning(flood_check, short_clip, monitor_config_file, tmp_path):
+    """A replay that ends sends its stop event and then nothing: the monitor finished, it did not fail, so the
+    operator is not warned (the demo used to print "monitor silent" while the replay wrote its report)."""
+    endpoint = flood_check.free_endpoint()
+    subscriber = subprocess.Popen([sys.executable, "-m", "pipeline", "subscribe", endpoint, "--silence", "1.5",
+                                   "--timeout", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=ENV)
+    replay = subprocess.run([sys.executable, "-m", "pipeline", "replay", str(short_clip), "--config",
+                             str(monitor_config_file), "--publish", endpoint, "--wait-subscribers", "1",
+                             "--no-progress"], capture_output=True, text=True, env=ENV, timeout=300)
+    assert replay.returncode == 0, replay.stderr
+    out, err = subscriber.communicate(timeout=60)
+    assert subscriber.returncode == 0 and "stop (end of stream)" in out, (out, err)
+    assert "every stream has stopped" in err and "monitor silent" not in err, err
+
+
 def test_an_endpoint_whose_host_does_not_exist_is_one_line(capsys):
     with pytest.raises(UserError, match="no host named 'nohost.invalid'"):
         AlertSubscriber("tcp://nohost.invalid:5556")

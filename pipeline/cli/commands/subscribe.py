@@ -7,8 +7,9 @@ per line, exactly as published. Stops after --count alerts, after --timeout seco
 The silence is counted from the first message: a subscriber started before its monitor waits for it (and
 says so after WAIT_NOTICE_S). While it runs it reports, on stderr, what an operator must know: the monitor
 restarted (a stream's `start` again, or its sequence going back), fell silent (no message, not even a
-heartbeat, for --silence seconds) or came back, and messages arriving late (more than --max-lag seconds
-after they were published: this subscriber or its network lags).
+heartbeat, for --silence seconds, while a stream it heard from has not sent its `stop`) or came back, and
+messages arriving late (more than --max-lag seconds after they were published: this subscriber or its
+network lags).
 
 A monitor that uses CURVE needs --curve-server (its public key file) and --curve-key (this subscriber's
 secret key file, whose public half is on the monitor's allow-list); a refused key is one line, exit 2.
@@ -48,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, metavar="S",
                         help="exit after S seconds in which nothing arrived (counted from the first message)")
     parser.add_argument("--silence", type=float, metavar="S", default=3.0,
-                        help="warn when nothing arrived for S seconds (heartbeats come every second; default 3)")
+                        help="warn when nothing arrived for S seconds (heartbeats come every second; default 3), "
+                             "unless every stream has sent its stop event")
     add_curve_arguments(parser)
     parser.add_argument("--max-lag", type=float, metavar="S", default=2.0,
                         help="warn when messages arrive more than S seconds after they were published (default 2)")
@@ -87,18 +89,32 @@ WAIT_NOTICE_S = 2.0
 
 
 class Watch:
-    """Silence, as an operator is told of it: once when it starts, once when it ends."""
+    """Silence, as an operator is told of it: once when it starts, once when it ends. Silence after every
+    stream heard from has sent its `stop` event is the monitor finished, not failing: no warning then."""
 
     def __init__(self, silence_s: float) -> None:
         self.silence_s = silence_s
         self.last_arrival: float | None = None
         self.silent = False
+        self.streams: set[str] = set()   # heard from and not stopped
+        self.stopped = False              # some stream has sent its stop event
 
-    def arrived(self) -> None:
+    def arrived(self, message: dict[str, Any]) -> None:
         now = time.monotonic()
         if self.silent:
-            log.warning("monitor back after %.1f s of silence", now - self.last_arrival)
+            level = logging.INFO if self.finished() else logging.WARNING
+            log.log(level, "monitor back after %.1f s of silence", now - self.last_arrival)
         self.silent, self.last_arrival = False, now
+        stream = message.get("stream")
+        if stream is not None and message.get("event") == "stop":
+            self.streams.discard(stream)
+            self.stopped = True
+        elif stream is not None:
+            self.streams.add(stream)
+
+    def finished(self) -> bool:
+        """Every stream heard from has stopped."""
+        return self.stopped and not self.streams
 
     def waited(self, endpoint: str) -> None:
         """Nothing arrived within one poll."""
@@ -107,7 +123,10 @@ class Watch:
         quiet = time.monotonic() - self.last_arrival
         if quiet >= self.silence_s and not self.silent:
             self.silent = True
-            log.warning("monitor silent: nothing from %s for %.1f s, not even a heartbeat", endpoint, quiet)
+            if self.finished():
+                log.info("every stream has stopped; nothing from %s for %.1f s", endpoint, quiet)
+            else:
+                log.warning("monitor silent: nothing from %s for %.1f s, not even a heartbeat", endpoint, quiet)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -156,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
                         break
                     continue
                 received += 1
-                watch.arrived()
+                watch.arrived(message)
                 if out is not None:
                     out.write(subscriber.last_payload.decode() + "\n")
                 line = describe(message)
