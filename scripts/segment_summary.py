@@ -47,6 +47,9 @@ def summary_lines(records: list[dict], truth: Truth, fps: float) -> list[str]:
     where = ", ".join(f"{times[i]:.1f} s" for i in outcome.false_alarms)
     lines.append(f"false alarms on in-distribution video: {len(outcome.false_alarms)} in {outcome.id_minutes:.2f} "
                  f"min ({outcome.false_alarms_per_min:.2f} per minute)" + (f", at {where}" if where else ""))
+    if outcome.carried:
+        lines.append(f"({outcome.carried} in-distribution frames kept an alert raised on an OOD segment: its "
+                     "off-delay after the segment ended, not a false alarm)")
     return lines
 
 

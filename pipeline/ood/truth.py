@@ -7,7 +7,9 @@ Truth comes in a sidecar CLIP.truth.csv, one row per frame in decode order: colu
   first frame with the alert on inside it (an alert already on when it starts counts as delay 0); a segment
   without any such frame is missed;
 - a false alarm is an alert turning on (off -> on) at an in-distribution frame; the rate is per minute of
-  in-distribution video (ID frames / fps).
+  in-distribution video (ID frames / fps);
+- an in-distribution frame under an alert that turned on in an OOD segment is carried, not a false alarm: the
+  alert's off-delay (`alert.off_after` frames) after the segment ends.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class AlertOutcome:
     segments: list[Segment]
     false_alarms: list[int]            # frames where the alert turned on in in-distribution video
     id_minutes: float
+    carried: int = 0                   # in-distribution frames an alert raised on an OOD segment still covers
 
     @classmethod
     def of(cls, alert: np.ndarray, truth: Truth, fps: float) -> AlertOutcome:
@@ -85,7 +88,11 @@ class AlertOutcome:
                             float(np.argmax(alert[start:end])) / fps if alert[start:end].any() else None)
                     for start, end in runs(truth.ood)]
         onsets = np.flatnonzero(alert & ~np.r_[False, alert[:-1]])
-        return cls(segments, [int(i) for i in onsets if not truth.ood[i]], float((~truth.ood).sum()) / fps / 60.0)
+        raised_on_ood = np.zeros(len(alert), dtype=bool)    # per frame: its alert interval began on an OOD frame
+        for start, end in runs(alert):
+            raised_on_ood[start:end] = truth.ood[start]
+        return cls(segments, [int(i) for i in onsets if not truth.ood[i]], float((~truth.ood).sum()) / fps / 60.0,
+                   int((alert & ~truth.ood & raised_on_ood).sum()))
 
     @property
     def missed(self) -> list[Segment]:

@@ -14,7 +14,8 @@ def test_shares_delays_and_false_alarms(tmp_path, capsys):
     truth = tmp_path / "t.csv"
     names = ["kvasir"] * 20 + ["capsule"] * 10 + ["kvasir"] * 20 + ["xray"] * 10
     truth.write_text("frame,segment,ood\n" + "".join(f"{i},{n},{int(n != 'kvasir')}\n" for i, n in enumerate(names)))
-    alert = set(range(5, 8)) | set(range(22, 30))          # a false alarm at frame 5, capsule after 2 frames
+    alert = set(range(5, 8)) | set(range(22, 33))          # a false alarm at frame 5, capsule after 2 frames,
+    #                                                        held 3 frames into the next kvasir stretch
     records = [{"type": "event", "event": "start"}] + [
         {"type": "frame", "frame": i, "pts": i / 10, "ood": i in alert, "alert": i in alert} for i in range(60)]
     audit = tmp_path / "a.jsonl"
@@ -22,9 +23,11 @@ def test_shares_delays_and_false_alarms(tmp_path, capsys):
     assert segment_summary.main([str(audit), str(truth)]) == 0
     out = capsys.readouterr().out
     assert "capsule             10           80%       80%" in out
+    assert "kvasir              40           15%       15%" in out
     assert "capsule           2.0-  3.0 s: alert after 0.20 s" in out
     assert "xray              5.0-  6.0 s: MISSED" in out
     assert "false alarms on in-distribution video: 1 in 0.07 min (15.00 per minute), at 0.5 s" in out
+    assert "(3 in-distribution frames kept an alert raised on an OOD segment" in out
 
 
 def test_missing_file_is_one_line(tmp_path, capsys):

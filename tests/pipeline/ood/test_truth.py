@@ -24,6 +24,7 @@ def test_delay_false_alarms_and_misses():
     assert [segment.delay_s for segment in outcome.segments] == [pytest.approx(0.4), 0.0, None]
     assert outcome.segments[0].name == "laparoscopic" and [s.start for s in outcome.missed] == [500]
     assert outcome.false_alarms == [200, 299]
+    assert outcome.carried == 10   # 150-159; the frames after 350 belong to the false alarm raised at 299
     assert outcome.false_alarms_per_min == pytest.approx(2 / (450 / 25 / 60))
     assert outcome.mean_delay_s == pytest.approx(0.2)
 
