@@ -77,7 +77,7 @@ class AlertOutcome:
     segments: list[Segment]
     false_alarms: list[int]            # frames where the alert turned on in in-distribution video
     id_minutes: float
-    carried: int = 0                   # in-distribution frames an alert raised on an OOD segment still covers
+    carried: int                       # in-distribution frames an alert raised on an OOD segment still covers
 
     @classmethod
     def of(cls, alert: np.ndarray, truth: Truth, fps: float) -> AlertOutcome:
