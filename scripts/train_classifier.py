@@ -34,6 +34,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -41,6 +42,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
+
+if TYPE_CHECKING:   # imported where it runs: only the linear probe needs scikit-learn
+    from sklearn.linear_model import LogisticRegression
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -105,7 +109,8 @@ def initial_model(arch: str, init: str, num_classes: int) -> nn.Module:
     return model
 
 
-def logistic_head(features: torch.Tensor, labels: np.ndarray, strength: float):
+def logistic_head(features: torch.Tensor, labels: np.ndarray, strength: float
+                  ) -> tuple[LogisticRegression, torch.Tensor, torch.Tensor]:
     """A logistic regression (C = `strength`) on frozen features, and the same model as the classifier's linear
     layer: (fitted, weight C x D, bias C), float32."""
     from sklearn.linear_model import LogisticRegression
