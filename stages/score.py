@@ -1,6 +1,7 @@
 """Score stage: classify, relevance and NERO score for a batch of frames, in one forward pass.
 
-Input:  a list of H x W x 3 uint8 RGB images (sizes may differ between streams).
+Input:  a list of H x W x 3 uint8 RGB images (sizes may differ between streams), or of YUV frames already on
+        the model's device (the GPU path's NVDEC frames, pipeline/media/yuv.py).
 Output: one `Scored` per image, in order: predicted class, its probability, the configured detector's score
         (higher = more out-of-distribution), the compact explanation of that score that goes into the
         alert's `explain` field, and the quality guard's reason when the frame is unusable.
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from pipeline.explain.field import explain_batch
+from pipeline.media.yuv import YuvImage
 from pipeline.model.bundle import Bundle
 
 
@@ -40,11 +42,13 @@ class ScoreStage:
         self.bundle = bundle
         self._pinned: torch.Tensor | None = None
 
-    def upload(self, images: list[np.ndarray]) -> torch.Tensor | list[torch.Tensor]:
+    def upload(self, images: list[np.ndarray | YuvImage]) -> torch.Tensor | list[torch.Tensor | YuvImage]:
         """The frames as `Bundle.infer` takes them, on the model's device (`nero bench` uploads the same way)."""
         shape = images[0].shape
-        if self.bundle.device.type != "cuda" or any(image.shape != shape for image in images):
-            return [torch.from_numpy(image).to(self.bundle.device, non_blocking=True) for image in images]
+        device = self.bundle.device
+        if device.type != "cuda" or any(image.shape != shape or isinstance(image, YuvImage) for image in images):
+            return [image.to(device, non_blocking=True) if isinstance(image, YuvImage) else
+                    torch.from_numpy(image).to(device, non_blocking=True) for image in images]
         wanted = (len(images), *shape)
         if self._pinned is None or self._pinned.shape[1:] != shape or self._pinned.shape[0] < len(images):
             self._pinned = torch.empty(wanted, dtype=torch.uint8, pin_memory=True)
@@ -53,7 +57,7 @@ class ScoreStage:
         return staged.to(self.bundle.device, non_blocking=True)
 
     @torch.inference_mode()
-    def __call__(self, images: list[np.ndarray]) -> list[Scored]:
+    def __call__(self, images: list[np.ndarray | YuvImage]) -> list[Scored]:
         bundle = self.bundle
         inference = bundle.infer(self.upload(images))
         confidence, predicted = inference.probs.max(dim=1)

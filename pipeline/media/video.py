@@ -9,6 +9,9 @@ Output: an iterator of `Frame` (stream name, frame index, presentation time, cap
 PyAV (FFmpeg) decodes everything; a capture device PyAV cannot open is tried again through OpenCV. With
 `hwaccel=True`, decoding runs on NVDEC (`HWAccel("cuda")`) and frames are downloaded to host memory; a missing
 GPU or an unsupported codec falls back to software decoding, and `info["hwaccel"]` says which one ran.
+With `yuv_device` set, frames stay as YUV planes (`pipeline.media.yuv.YuvImage`) instead of RGB arrays: with
+`hwaccel` and "cuda", NVDEC's frames never leave GPU memory (`info["zero_copy"]`); on "cpu", the software
+decoder's planes (the GPU path's arithmetic on a machine without a GPU).
 
 Failures raise `SourceError` (a `UserError`: one line, no traceback): a source that does not open, and a
 stream that breaks while reading. A network stream that simply ends finishes the iteration like a file does.
@@ -27,9 +30,11 @@ from urllib.parse import urlsplit
 import av
 import cv2
 import numpy as np
+import torch
 from av.video.reformatter import VideoReformatter
 
 from pipeline.errors import UserError
+from pipeline.media.yuv import COLORSPACES, JPEG_RANGE, YuvImage
 
 NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "http", "https", "rtp"})
 # Probe at most this much of a network stream before the first frame (FFmpeg's default of 5 s would hold a
@@ -48,7 +53,7 @@ class Frame:
     pts: float          # presentation time in seconds (index / rate when the container gives none)
     t_capture: float    # unix time the frame left the decoder (re-stamped when a paced file delivers it)
     t_decoded: float    # time.perf_counter() at the same moment: where latency is measured from
-    image: np.ndarray   # H x W x 3 uint8 RGB
+    image: np.ndarray | YuvImage   # H x W x 3 uint8 RGB, or the planes (`yuv_device`)
     t_dequeued: float = 0.0  # perf_counter() when the batcher took it (set by the runner)
 
 
@@ -81,16 +86,18 @@ TRUNCATED_SHARE = 0.99   # of the frames a file's index lists that must decode (
 class PyAVSource:
     """Decode with PyAV: files, network streams and V4L2 devices."""
 
-    def __init__(self, source: str, name: str, hwaccel: bool = False, timeout_s: float = 5.0) -> None:
+    def __init__(self, source: str, name: str, hwaccel: bool = False, timeout_s: float = 5.0,
+                 yuv_device: str | None = None) -> None:
         self.source, self.name, self.kind = source, name, source_kind(source)
-        self.timeout_s = timeout_s
+        self.timeout_s, self.yuv_device = timeout_s, yuv_device
         options: dict[str, Any] = {}
         if self.kind == "network":
             options = {"options": dict(NETWORK_OPTIONS), "timeout": (timeout_s, timeout_s)}
         elif self.kind == "device":
             options = {"format": "v4l2"}
             source = source.removeprefix("v4l2://")
-        self.container = self._open(source, options, hwaccel)
+        zero_copy = hwaccel and yuv_device is not None and yuv_device.startswith("cuda")
+        self.container, self.zero_copy = self._open(source, options, hwaccel, zero_copy)
         if not self.container.streams.video:
             self.container.close()
             raise SourceError(f"{self.name}: {self.source} has no video stream")
@@ -104,26 +111,47 @@ class PyAVSource:
         self.info = {
             "source_kind": self.kind, "codec": context.name, "width": context.width, "height": context.height,
             "fps": float(rate) if rate else None, "frames": self.stream.frames or None,
-            "hwaccel": bool(getattr(context, "is_hwaccel", False)), "reader": "pyav",
+            "hwaccel": bool(getattr(context, "is_hwaccel", False)), "zero_copy": self.zero_copy,
+            "reader": "pyav",
         }
 
-    def _open(self, source: str, options: dict[str, Any], hwaccel: bool) -> av.container.InputContainer:
+    def _open(self, source: str, options: dict[str, Any], hwaccel: bool,
+              zero_copy: bool) -> tuple[av.container.InputContainer, bool]:
+        """The open container, and whether its frames stay in GPU memory."""
         try:
             if hwaccel:
-                try:
-                    return av.open(source, hwaccel=av.codec.hwaccel.HWAccel("cuda"), **options)
-                except (av.FFmpegError, ValueError, RuntimeError):
-                    pass  # no CUDA device or no NVDEC for this stream: decode in software below
-            return av.open(source, **options)
+                for accel in self._accelerators(zero_copy):
+                    try:
+                        return av.open(source, hwaccel=accel, **options), accel.is_hw_owned
+                    except (av.FFmpegError, ValueError, RuntimeError, OSError):
+                        pass  # no CUDA device, no NVDEC for this stream or no shared context: the next way
+            return av.open(source, **options), False
         except av.FFmpegError as error:
             raise SourceError(f"{self.name}: cannot open {self.source}: {self._describe(error)}") from None
+
+    def _accelerators(self, zero_copy: bool) -> Iterator[av.codec.hwaccel.HWAccel]:
+        """NVDEC set-ups to try in order. Frames kept in GPU memory must live in torch's CUDA context. FFmpeg
+        shares the primary context (torch's) only while no one has made it current with other flags; once torch
+        has (the lent H100's OSError 95), FFmpeg is given the thread's current context instead. Last, frames
+        downloaded to the host."""
+        from av.codec.hwaccel import HWAccel
+
+        if zero_copy and torch.cuda.is_available():
+            index = torch.device(self.yuv_device).index or 0
+            yield HWAccel("cuda", device=index, is_hw_owned=True)
+            torch.cuda.set_device(index)   # initialises torch's context and makes it current in this thread
+            yield HWAccel("cuda", device=index, is_hw_owned=True, options={"primary_ctx": "0", "current_ctx": "1"})
+        yield HWAccel("cuda")
 
     def __iter__(self) -> Iterator[Frame]:
         rate = self.info["fps"] or 25.0
         index = 0
         try:
             for decoded in self.container.decode(self.stream):
-                image = self._to_rgb.reformat(decoded, format="rgb24").to_ndarray()
+                if self.yuv_device:
+                    image = self._yuv(decoded)
+                else:
+                    image = self._to_rgb.reformat(decoded, format="rgb24").to_ndarray()
                 pts = decoded.time if decoded.time is not None else index / rate
                 yield Frame(self.name, index, float(pts), time.time(), time.perf_counter(), image)
                 index += 1
@@ -139,6 +167,21 @@ class PyAVSource:
 
     def close(self) -> None:
         self.container.close()
+
+    def _yuv(self, frame: av.VideoFrame) -> YuvImage | np.ndarray:
+        """The frame's planes as tensors: NVDEC's NV12 copied within the GPU (which hands the decoder its surface
+        back at once: its pool is small), a software decoder's 4:2:0 planes without a copy; any other pixel
+        format (4:2:2, RGB from a webcam...) as an RGB array."""
+        matrix = COLORSPACES.get(int(frame.colorspace), "bt601")
+        full_range = int(frame.color_range) == JPEG_RANGE or frame.format.name.startswith("yuvj")
+        if frame.format.name == "cuda":
+            luma, chroma = (torch.from_dlpack(plane.__dlpack__()) for plane in frame.planes[:2])
+            return YuvImage(luma.clone(), chroma.permute(2, 0, 1).clone(), matrix, full_range)
+        if frame.format.name in ("yuv420p", "yuvj420p"):
+            luma, cb, cr = (torch.from_dlpack(plane.__dlpack__()) for plane in frame.planes)
+            image = YuvImage(luma, torch.stack([cb, cr]), matrix, full_range)
+            return image.to(self.yuv_device) if self.yuv_device != "cpu" else image
+        return self._to_rgb.reformat(frame, format="rgb24").to_ndarray()
 
     def _describe(self, error: av.FFmpegError) -> str:
         """FFmpeg's message without the file name PyAV appends (ours names the source already)."""
@@ -185,13 +228,21 @@ class OpenCVSource:
 Source = PyAVSource | OpenCVSource
 
 
-def open_source(source: str, name: str, hwaccel: bool = False, timeout_s: float = 5.0) -> Source:
-    """Open a source with PyAV; a capture device PyAV cannot open gets a second try through OpenCV."""
+def yuv_device_for(model_device: str) -> str | None:
+    """Where a source's frames should stay as YUV planes: on a GPU model's device (converted there, half the
+    bytes of RGB over PCIe, and none at all with NVDEC); for a CPU model, nowhere (RGB arrays)."""
+    return model_device if model_device.startswith("cuda") else None
+
+
+def open_source(source: str, name: str, hwaccel: bool = False, timeout_s: float = 5.0,
+                yuv_device: str | None = None) -> Source:
+    """Open a source with PyAV; a capture device PyAV cannot open gets a second try through OpenCV (RGB
+    frames: it has no planes to keep)."""
     kind = source_kind(source)
     if kind == "file" and not Path(source).is_file():
         raise SourceError(f"{name}: no such video file: {source}")
     try:
-        return PyAVSource(source, name, hwaccel, timeout_s)
+        return PyAVSource(source, name, hwaccel, timeout_s, yuv_device)
     except SourceError:
         if kind != "device":
             raise

@@ -16,6 +16,7 @@ import torch
 from pipeline.config import AlertConfig, Config
 from pipeline.errors import UserError
 from pipeline.media.images import mosaic_tile, read_rgb
+from pipeline.media.yuv import YuvImage
 from pipeline.model.artifact import Artifact, detector_settings, load_artifact
 from pipeline.model.backend import Forward, make_forward
 from pipeline.model.classifier import FeatureClassifier, file_sha256, load_classifier
@@ -71,8 +72,9 @@ class Bundle:
         return self.artifact.class_names
 
     @torch.no_grad()
-    def infer(self, frames: torch.Tensor | list[torch.Tensor]) -> Inference:
-        """uint8 RGB frames (N x H x W x 3, any device) -> probabilities, NERO terms and input quality.
+    def infer(self, frames: torch.Tensor | list[torch.Tensor | YuvImage]) -> Inference:
+        """uint8 RGB frames (N x H x W x 3, any device) or YUV frames -> probabilities, NERO terms and input
+        quality.
 
         `terms.score` is the configured detector's score (compare it with `self.threshold`); the other terms
         are NERO's decomposition of the same relevance vector, which the explanation reports.

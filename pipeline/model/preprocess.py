@@ -4,7 +4,8 @@ Runs on whatever device the frames are on, so frames are uploaded once as uint8 
 float) and resized there. The same object prepares training, fitting, scoring and streaming inputs, so the
 model always sees identically prepared pixels.
 
-Input:  a uint8 tensor N x H x W x 3 (RGB), or a list of H_i x W_i x 3 uint8 tensors of varying sizes.
+Input:  a uint8 tensor N x H x W x 3 (RGB), or a list of H_i x W_i x 3 uint8 tensors of varying sizes or of
+        YUV frames (`pipeline.media.yuv.YuvImage`: the GPU path's, resized as planes and converted after).
 Output: a float tensor N x 3 x size x size, normalised with the model's mean and std.
 """
 
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import IMAGENET_MEAN, IMAGENET_STD
+from pipeline.media.yuv import YuvImage, resized_rgb
 
 
 def content_box(frame: torch.Tensor, level: int = 20, min_fraction: float = 0.25) -> tuple[int, int, int, int]:
@@ -69,12 +71,16 @@ class Preprocess:
         statistics instead: pipeline/ood/quality.py)."""
         return torch.addcmul(self.mean.to(inputs.device), inputs, self.std.to(inputs.device))   # one pass, not two
 
-    def __call__(self, frames: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, frames: torch.Tensor | Sequence[torch.Tensor | YuvImage]) -> torch.Tensor:
         if isinstance(frames, torch.Tensor) and not self.crop_content:
             resized = self._resize(frames)
+        elif not self.crop_content and all(isinstance(frame, YuvImage) for frame in frames):
+            resized = resized_rgb(frames, self.size)
         else:
             parts = []
             for frame in frames:
+                if isinstance(frame, YuvImage):   # the border is found on the full frame
+                    frame = frame.rgb()
                 if self.crop_content:
                     top, bottom, left, right = content_box(frame)
                     frame = frame[top:bottom, left:right]

@@ -4,7 +4,8 @@ Absolute frame rates on a shared machine swing from run to run; ratios between r
 not. So every measurement here runs on the same frames, in the same process, in alternating rounds, and the
 report states each as frames per second and as a ratio to the monitor:
 
-    decode      PyAV decode + RGB conversion only: the ceiling no pipeline on this source can pass
+    decode      PyAV decode + RGB conversion only (YUV planes on a GPU): the ceiling no pipeline on this source
+                can pass
     forward     preprocess + classifier forward on frames already in memory, batched as the monitor batches
     score       forward + NERO (relevance, PCA, centroid index, rho) + explanations: the score stage alone
     naive       one thread, OpenCV decode, one frame per torch forward, NERO, JSON: what a first script would do
@@ -36,7 +37,8 @@ import numpy as np
 import torch
 
 from pipeline.errors import UserError
-from pipeline.media.video import copy_h264, open_source, video_frames
+from pipeline.media.video import Source, copy_h264, open_source, yuv_device_for
+from pipeline.media.yuv import YuvImage
 from pipeline.model.bundle import Bundle
 from pipeline.stream.metrics import latency_stats
 from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec
@@ -56,17 +58,29 @@ def trimmed_clip(source: Path, frames: int, folder: Path) -> tuple[Path, int]:
     return out_path, copy_h264(source, out_path, frames)
 
 
-def decoded_frames(clip: Path) -> list[np.ndarray]:
-    return [frame.image for frame in video_frames(clip)]
+def open_clip(clip: Path, name: str, bundle: Bundle, settings: RunSettings) -> Source:
+    """The clip opened as the monitor opens its sources: NVDEC where the config asks, YUV planes for a GPU model."""
+    return open_source(str(clip), name, settings.stream.hwaccel, settings.stream.read_timeout_s,
+                       yuv_device_for(str(bundle.device)))
 
 
-def time_decode(clip: Path) -> int:
+def decoded_frames(source: Source) -> list[np.ndarray | YuvImage]:
+    try:
+        return [frame.image for frame in source]
+    finally:
+        source.close()
+
+
+def time_decode(source: Source) -> int:
     """Frames decoded and converted, none kept: keeping 300 1080p frames (1.9 GB) had measured the memory,
     78 fps against the decoder's 378."""
-    return sum(1 for _ in video_frames(clip))
+    try:
+        return sum(1 for _ in source)
+    finally:
+        source.close()
 
 
-def time_batches(step: Callable[[list[np.ndarray]], object], images: list[np.ndarray], batch: int) -> int:
+def time_batches(step: Callable[[list], object], images: list[np.ndarray | YuvImage], batch: int) -> int:
     for start in range(0, len(images), batch):
         step(images[start:start + batch])
     return len(images)
@@ -89,7 +103,7 @@ def time_naive(bundle: Bundle, clip: Path) -> int:
 
 
 def time_monitor(bundle: Bundle, settings: RunSettings, clip: Path, folder: Path) -> tuple[int, dict]:
-    spec = StreamSpec("bench", str(clip), open_source(str(clip), "bench"))
+    spec = StreamSpec("bench", str(clip), open_clip(clip, "bench", bundle, settings))
     runner = Runner(bundle, [spec], RunOptions(endpoint="tcp://127.0.0.1:*", jsonl=folder / "audit.jsonl"),
                     settings)
     report = runner.run()
@@ -99,7 +113,7 @@ def time_monitor(bundle: Bundle, settings: RunSettings, clip: Path, folder: Path
 def time_streams(bundle: Bundle, settings: RunSettings, clip: Path, count: int, realtime: bool,
                  folder: Path) -> tuple[int, dict]:
     """`count` copies of `clip` through one monitor: frames published, and per stream its latency and drops."""
-    specs = [StreamSpec(f"s{index}", str(clip), None if realtime else open_source(str(clip), f"s{index}"))
+    specs = [StreamSpec(f"s{index}", str(clip), None if realtime else open_clip(clip, f"s{index}", bundle, settings))
              for index in range(count)]
     audit = folder / "streams.jsonl"
     audit.unlink(missing_ok=True)
@@ -125,11 +139,11 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         clip, count = trimmed_clip(clip, frames, folder)
-        images = decoded_frames(clip)
+        images = decoded_frames(open_clip(clip, "bench", bundle, settings))
         score = ScoreStage(bundle)
         forward = bundle.forward or bundle.classifier   # the bare forward of the configured backend
         steps: dict[str, Callable[[], int]] = {
-            "decode": lambda: time_decode(clip),
+            "decode": lambda: time_decode(open_clip(clip, "bench", bundle, settings)),
             "forward": lambda: time_batches(lambda chunk: forward(bundle.preprocess(score.upload(chunk))), images,
                                             batch),
             "score": lambda: time_batches(score, images, batch),

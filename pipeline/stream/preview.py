@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from pipeline.media.yuv import YuvImage, rgb_array
 from pipeline.stream.queues import END, StageQueue
 from stages.preview import Throttle, preview
 
@@ -28,7 +29,7 @@ class PreviewWorker:
     def start(self) -> None:
         self.thread.start()
 
-    def offer(self, stream: str, seq: int, image: np.ndarray, now: float) -> None:
+    def offer(self, stream: str, seq: int, image: np.ndarray | YuvImage, now: float) -> None:
         """Publish thread: never waits."""
         if self.throttle.due(stream, now):
             self.pending.put((stream, seq, image), stream)
@@ -40,5 +41,6 @@ class PreviewWorker:
     def _run(self) -> None:
         while (item := self.pending.get()) is not END:
             if item is not None:
-                self.done(preview(*item, self.width))
+                stream, seq, image = item
+                self.done(preview(stream, seq, rgb_array(image), self.width))   # a GPU frame downloaded here
                 self.sent += 1

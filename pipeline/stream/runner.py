@@ -56,7 +56,8 @@ from pipeline.config import AlertConfig, Config, ExplainConfig, PublishConfig, S
 from pipeline.explain.field import window_class
 from pipeline.explain.worker import ExplainWorker
 from pipeline.media.images import encode_jpeg
-from pipeline.media.video import Frame, Source, SourceError, open_source, source_kind
+from pipeline.media.video import Frame, Source, SourceError, open_source, source_kind, yuv_device_for
+from pipeline.media.yuv import rgb_array
 from pipeline.model.bundle import Bundle
 from pipeline.security import ClientKeys, ServerKeys
 from pipeline.stream.metrics import Metrics
@@ -308,7 +309,8 @@ class Runner:
             error = None
             source, spec.opened = spec.opened, None
             try:
-                source = source or open_source(spec.source, spec.name, stream.hwaccel, stream.read_timeout_s)
+                source = source or open_source(spec.source, spec.name, stream.hwaccel, stream.read_timeout_s,
+                                               yuv_device_for(str(self.bundle.device)))
                 frames.put(SourceEvent(spec.name, "start", source.info), None)
                 pacer = Pacer(self._stopping.wait) if pace else None
                 for frame in source:
@@ -374,7 +376,7 @@ class Runner:
             while (item := annotations.get()) is not END:
                 if item is not None:
                     image, result = item
-                    annotate(image, **result)
+                    annotate(rgb_array(image), **result)   # a GPU frame is downloaded here, off the hot path
         finally:
             annotate.close()
 
@@ -440,7 +442,7 @@ class Runner:
                 if decision.alert:
                     self._send_nearest(message)
                 if decision.alert and explain is not None:
-                    explain.submit(frame.stream, message["seq"], frame.image)   # never waits; full: dropped
+                    explain.submit(frame.stream, message["seq"], rgb_array(frame.image))   # never waits
             if preview is not None:
                 preview.offer(frame.stream, message["seq"], frame.image, picked)   # never waits
             if annotations is not None:

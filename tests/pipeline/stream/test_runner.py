@@ -12,12 +12,13 @@ import threading
 import time
 from pathlib import Path
 
+import av
 import pytest
 import zmq
 
 from pipeline.client import AlertSubscriber
 from pipeline.config import StreamConfig
-from pipeline.media.video import open_source
+from pipeline.media.video import PyAVSource, open_source
 from pipeline.stream.report import RunReport
 from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec
 
@@ -163,6 +164,32 @@ def test_replay_publishes_every_frame_once_in_order_and_the_audit_matches(bundle
     assert events.count("alert_on") == report.alerts["clip"]
     assert subscriber.gaps == [] and report.frames == {"clip": 60} and report.drops == {"clip": 0}
     assert report.errors == [] and report.metrics["latency_frames"] == 40
+
+
+def test_the_gpu_paths_yuv_frames_give_the_rgb_paths_alerts_and_annotated_video(bundle, short_clip, tmp_path):
+    """YUV planes (what NVDEC leaves in GPU memory), run here on the CPU through the whole monitor: scored after
+    resizing the planes, converted to RGB only for the annotated video and the heatmaps."""
+    runs = {}
+    for name, yuv_device in (("rgb", None), ("yuv", "cpu")):
+        audit = tmp_path / f"{name}.jsonl"
+        source = PyAVSource(str(short_clip), "clip", yuv_device=yuv_device)
+        report = Runner(bundle, [StreamSpec("clip", str(short_clip), source)],
+                        RunOptions(endpoint="tcp://127.0.0.1:*", jsonl=audit, explain=True,
+                                   annotate=tmp_path / f"{name}.mp4")).run()
+        assert report.errors == [] and report.frames == {"clip": 60}
+        assert report.explain["done"] == report.alerts["clip"] > 0 and report.explain["failed"] == 0
+        runs[name] = [json.loads(line) for line in audit.read_text().splitlines()]
+    rgb, yuv = frames_of(runs["rgb"]), frames_of(runs["yuv"])
+    # The same alerts, each on and off within a frame of the RGB path's: a frame whose score lies within
+    # 0.005 of a threshold may fall either side (measured: a mean difference of 0.005 over the demo clip).
+    onsets = [[m["frame"] for m in run if m["type"] == "event" and m["event"] == "alert_on"] for run in runs.values()]
+    assert onsets[0] and len(onsets[0]) == len(onsets[1])
+    assert all(abs(a - b) <= 1 for a, b in zip(*onsets, strict=True))
+    assert sum(a["alert"] == b["alert"] for a, b in zip(rgb, yuv, strict=True)) >= 56
+    assert sum(a["pred"] == b["pred"] for a, b in zip(rgb, yuv, strict=True)) >= 57
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(rgb, yuv, strict=True)) < 0.05
+    with av.open(str(tmp_path / "yuv.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 60
 
 
 def test_replay_waits_for_a_lagging_subscriber_instead_of_dropping(bundle, short_clip):

@@ -1,0 +1,85 @@
+"""YUV frames, the GPU path's, converted where they lie: checked on the CPU against OpenCV's BT.601 conversion,
+against the RGB path the artifact was fitted on, and against the colours each matrix and range define."""
+
+from itertools import islice
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pipeline.media.video import PyAVSource
+from pipeline.media.yuv import YuvImage, resized_rgb, rgb_array
+
+
+def i420(image: YuvImage) -> np.ndarray:
+    """The planes as OpenCV's I420 buffer."""
+    return np.concatenate([plane.contiguous().numpy().ravel()
+                           for plane in (image.luma, image.chroma[0], image.chroma[1])]).reshape(-1, image.shape[1])
+
+
+def test_a_software_decoder_gives_its_planes_without_the_rgb_conversion(short_clip):
+    source = PyAVSource(str(short_clip), "clip", yuv_device="cpu")
+    frame = next(iter(source))
+    source.close()
+    assert isinstance(frame.image, YuvImage)
+    assert frame.image.shape == (160, 160, 3) and frame.image.chroma.shape == (2, 80, 80)
+    assert frame.image.nbytes == 160 * 160 * 3 // 2          # half the bytes of the RGB frame in the queues
+    assert source.info["zero_copy"] is False and source.info["hwaccel"] is False
+
+
+def test_the_full_frame_is_opencvs_bt601_conversion(short_clip):
+    source = PyAVSource(str(short_clip), "clip", yuv_device="cpu")
+    for frame in islice(source, 0, 60, 6):
+        ours = rgb_array(frame.image).astype(int)
+        theirs = cv2.cvtColor(i420(frame.image), cv2.COLOR_YUV2RGB_I420).astype(int)
+        assert np.abs(ours - theirs).max() <= 1
+    source.close()
+
+
+def test_resized_planes_give_the_rgb_paths_picture(short_clip):
+    """Resize-then-convert against the CPU path (swscale's RGB, then the resize): the same picture, about one
+    level apart (FFmpeg 8's swscale reads 1-1.6 levels darker than the BT.601 formula; OpenCV agrees with ours)."""
+    planes, rgb = PyAVSource(str(short_clip), "a", yuv_device="cpu"), PyAVSource(str(short_clip), "b")
+    for yuv, reference in islice(zip(planes, rgb, strict=True), 0, 60, 6):
+        ours = resized_rgb([yuv.image], 64)[0]
+        theirs = F.interpolate(torch.from_numpy(reference.image).permute(2, 0, 1)[None].float(), size=(64, 64),
+                               mode="bilinear", antialias=True, align_corners=False)[0]
+        difference = (ours - theirs).abs()
+        assert difference.mean() < 2.0 and torch.quantile(difference.flatten(), 0.99) < 8
+    planes.close()
+    rgb.close()
+
+
+@pytest.mark.parametrize(("matrix", "full_range", "codes"), [
+    ("bt601", False, (81, 90, 240)), ("bt709", False, (63, 102, 240)), ("bt2020", False, (74, 97, 240)),
+    ("bt601", True, (76, 85, 255))])
+def test_each_matrix_and_range_turns_its_own_red_into_red(matrix, full_range, codes):
+    """Pure red as each standard codes it; read with another matrix, it is off by 20 levels or more."""
+    y, cb, cr = codes
+    image = YuvImage(torch.full((4, 6), y, dtype=torch.uint8),
+                     torch.tensor([cb, cr], dtype=torch.uint8).view(2, 1, 1).expand(2, 2, 3), matrix, full_range)
+    for rgb in (image.rgb().reshape(-1, 3).float(), resized_rgb([image], 2).permute(0, 2, 3, 1).reshape(-1, 3)):
+        assert (rgb[:, 0] >= 250).all() and (rgb[:, 1:] <= 5).all()
+
+
+def test_the_source_reads_the_matrix_and_range_from_the_stream(tmp_path):
+    """A BT.709 full-range clip (as some endoscopy towers send) is read as such, not as BT.601."""
+    path = tmp_path / "bt709.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width = stream.height = 64
+        stream.codec_context.colorspace, stream.codec_context.color_range = 1, 2   # BT.709, JPEG (full) range
+        for index in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), (200, 60, 30), np.uint8), format="rgb24")
+            frame = frame.reformat(format="yuv420p", dst_colorspace=1, dst_color_range=2)
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    source = PyAVSource(str(path), "clip", yuv_device="cpu")
+    image = next(iter(source)).image
+    source.close()
+    assert (image.matrix, image.full_range) == ("bt709", True)
+    assert np.abs(rgb_array(image).astype(int) - (200, 60, 30)).max() <= 3
