@@ -71,7 +71,7 @@ class StreamConfig:
     max_batch: int = 16
     max_wait_ms: float = 10.0
     queue_size: int = 64            # replay: decoded frames held per stream before the decoder waits
-    hwaccel: bool = False
+    hwaccel: bool = False           # NVDEC decoding; for a GPU model its frames stay in GPU memory (media/yuv.py)
     live_queue_size: int = 16       # live: frames held per stream before the oldest is dropped
     queue_mb: float = 256.0         # either way, at most this many MB of decoded frames per stream (one 4K
                                     # RGB frame is 24.9 MB): the queue is full at whichever limit comes first

@@ -105,6 +105,7 @@ class EventMessage(_EventBase, total=False):
     fps: float | None
     frames: int | None
     hwaccel: bool
+    zero_copy: bool        # frames stayed in GPU memory (NVDEC to the model, pipeline/media/yuv.py)
     reader: str
     reason: str | None
     message: str

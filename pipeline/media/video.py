@@ -205,7 +205,7 @@ class OpenCVSource:
             "height": int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
             "fps": fps if fps > 0 else None,
             "frames": int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None,
-            "hwaccel": False, "reader": "opencv",
+            "hwaccel": False, "zero_copy": False, "reader": "opencv",
         }
 
     def __iter__(self) -> Iterator[Frame]:

@@ -83,3 +83,18 @@ def test_the_source_reads_the_matrix_and_range_from_the_stream(tmp_path):
     source.close()
     assert (image.matrix, image.full_range) == ("bt709", True)
     assert np.abs(rgb_array(image).astype(int) - (200, 60, 30)).max() <= 3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU with NVDEC (scripts/gpu_check.py)")
+def test_nvdec_frames_stay_in_gpu_memory_and_hold_the_software_decoders_pixels(short_clip):
+    """H.264 decodes bit-exactly on any conforming decoder, so NVDEC's planes equal the CPU decoder's."""
+    torch.zeros(1, device="cuda")       # torch's CUDA context first, as in `nero live` reconnecting
+    gpu = PyAVSource(str(short_clip), "gpu", hwaccel=True, yuv_device="cuda")
+    cpu = PyAVSource(str(short_clip), "cpu", yuv_device="cpu")
+    assert gpu.info["zero_copy"] is True and gpu.info["hwaccel"] is True
+    for ours, theirs in zip(gpu, cpu, strict=True):
+        assert ours.image.device.type == "cuda"
+        assert torch.equal(ours.image.luma.cpu(), theirs.image.luma)
+        assert torch.equal(ours.image.chroma.cpu(), theirs.image.chroma)
+    gpu.close()
+    cpu.close()

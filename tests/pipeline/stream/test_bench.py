@@ -3,13 +3,14 @@
 import json
 
 from pipeline.cli import main
+from pipeline.media.video import open_source
 from pipeline.stream.bench import MEASURES, cpu_model, decoded_frames, format_bench, run_bench, trimmed_clip
 
 
 def test_trimmed_clip_keeps_the_first_frames(demo_frames, make_clip, tmp_path):
     clip = make_clip(tmp_path / "c.mp4", demo_frames[:20])
     trimmed, count = trimmed_clip(clip, 12, tmp_path)
-    assert count == 12 and len(decoded_frames(trimmed)) == 12
+    assert count == 12 and len(decoded_frames(open_source(str(trimmed), "t"))) == 12
     assert trimmed_clip(clip, 50, tmp_path) == (clip, 20)   # shorter than asked: used as it is
 
 
