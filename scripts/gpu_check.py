@@ -1,6 +1,6 @@
 """The one prepared run for a lent GPU machine: checks and times everything in one call, writes it to OUT.
 
-    python scripts/gpu_check.py --out "$OUT"                 # on the device (run tool); ~5 minutes
+    python scripts/gpu_check.py --out "$OUT"                 # on the device (run tool); not yet run
     python scripts/gpu_check.py --out /tmp/g --frames 64 --rounds 1 --device cpu   # a dry run on the CPU
 
 What it does, in order, each step's result written as it finishes (a step that fails is recorded, the others

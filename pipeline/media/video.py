@@ -19,6 +19,7 @@ stream that breaks while reading. A network stream that simply ends finishes the
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from av.video.reformatter import VideoReformatter
 from pipeline.errors import UserError
 from pipeline.media.yuv import COLORSPACES, JPEG_RANGE, YuvImage
 
+log = logging.getLogger(__name__)
 NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "http", "https", "rtp"})
 # Probe at most this much of a network stream before the first frame (FFmpeg's default of 5 s would hold a
 # live feed back that long on every (re)connection). The probed packets are still decoded, not discarded.
@@ -98,6 +100,7 @@ class PyAVSource:
             source = source.removeprefix("v4l2://")
         zero_copy = hwaccel and yuv_device is not None and yuv_device.startswith("cuda")
         self.container, self.zero_copy = self._open(source, options, hwaccel, zero_copy)
+        self._shared = self.zero_copy   # NVDEC's frames handed to torch; False after an export fails
         if not self.container.streams.video:
             self.container.close()
             raise SourceError(f"{self.name}: {self.source} has no video stream")
@@ -171,13 +174,21 @@ class PyAVSource:
     def _yuv(self, frame: av.VideoFrame) -> YuvImage | np.ndarray:
         """The frame's planes as tensors: NVDEC's NV12 copied within the GPU (which hands the decoder its surface
         back at once: its pool is small), a software decoder's 4:2:0 planes without a copy; any other pixel
-        format (4:2:2, RGB from a webcam...) as an RGB array."""
+        format (4:2:2, 10 bits, RGB from a webcam...) as an RGB array."""
         matrix = COLORSPACES.get(int(frame.colorspace), "bt601")
         full_range = int(frame.color_range) == JPEG_RANGE or frame.format.name.startswith("yuvj")
-        if frame.format.name == "cuda":
-            luma, chroma = (torch.from_dlpack(plane.__dlpack__()) for plane in frame.planes[:2])
-            return YuvImage(luma.clone(), chroma.permute(2, 0, 1).clone(), matrix, full_range)
-        if frame.format.name in ("yuv420p", "yuvj420p"):
+        if frame.format.name == "cuda" and self._shared:
+            try:
+                luma, chroma = (torch.from_dlpack(plane.__dlpack__()) for plane in frame.planes[:2])
+            except (OSError, RuntimeError, TypeError, ValueError, NotImplementedError) as error:
+                # The stream goes on with frames downloaded to the host: slower, still alerting.
+                log.warning("%s: NVDEC frames cannot be handed to torch in GPU memory (%s); downloading them "
+                            "to the host instead", self.name, error)
+                self._shared = False
+            else:
+                if luma.dtype == torch.uint8:
+                    return YuvImage(luma.clone(), chroma.permute(2, 0, 1).clone(), matrix, full_range)
+        elif frame.format.name in ("yuv420p", "yuvj420p"):
             luma, cb, cr = (torch.from_dlpack(plane.__dlpack__()) for plane in frame.planes)
             image = YuvImage(luma, torch.stack([cb, cr]), matrix, full_range)
             return image.to(self.yuv_device) if self.yuv_device != "cpu" else image

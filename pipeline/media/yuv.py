@@ -3,18 +3,19 @@
 The GPU path's frame: NVDEC decodes into CUDA memory and the frame stays there (no trip through host memory
 and PCIe: 6 MB a 1080p RGB frame). Resizing and colour conversion then run on the GPU, in that order: the
 conversion is affine, so resizing the planes first gives the same picture as resizing the RGB frame (up to
-the clipping of out-of-gamut values), at a quarter of the work at 1080p, and the full frame is converted
-only when annotation, preview or an explanation need it.
+the clipping of out-of-gamut values), and it converts 224 x 224 pixels instead of the full frame. The full
+frame is converted only when annotation, preview or an explanation need it.
 
 The same class holds a software decoder's planes on the CPU (`PyAVSource(yuv_device="cpu")`), which is how
 the GPU path's arithmetic is tested on machines without a GPU. It is not the CPU default: there, swscale's
-full-size RGB conversion and torch's uint8 resize cost the same as resizing the planes (1.93 against 1.66
-ms a 1080p frame on the 2-core CPU; torch has no fast uint8 kernel for one channel, 5.0 ms) and match the
-pixels the artifact was fitted on exactly.
+full-size RGB conversion and torch's uint8 resize cost about what resizing the planes costs (1.93 against
+1.66 ms a 1080p frame on the 2-core CPU; torch has no fast uint8 kernel for one channel, 5.0 ms), and they
+give the pixels the artifact was fitted on.
 
-The conversion follows swscale's reading of the frame's tags, so both paths see the same colours: the matrix
-from the colour space (BT.709, BT.2020, anything else BT.601) and limited range unless the frame says full
-(JPEG) range; full-size chroma is repeated over each 2 x 2 block, as swscale's unscaled converter does.
+Which matrix and range follow the frame's tags as swscale reads them: BT.709 or BT.2020 where tagged, else
+BT.601; limited range unless the frame says full (JPEG) range. The values are the standards' formulas, as
+OpenCV computes them (within 1 level; full-size chroma repeated over each 2 x 2 block, as OpenCV does).
+FFmpeg 8.1's swscale, the CPU path's converter, reads 1.0-1.6 levels darker (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
