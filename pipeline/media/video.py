@@ -135,8 +135,9 @@ class PyAVSource:
     def _accelerators(self, zero_copy: bool) -> Iterator[av.codec.hwaccel.HWAccel]:
         """NVDEC set-ups to try in order. Frames kept in GPU memory must live in torch's CUDA context. FFmpeg
         shares the primary context (torch's) only while no one has made it current with other flags; once torch
-        has (the lent H100's OSError 95), FFmpeg is given the thread's current context instead. Last, frames
-        downloaded to the host."""
+        has (most likely the lent H100's OSError 95), FFmpeg is given the thread's current context instead.
+        Last, frames downloaded to the host."""
+
         from av.codec.hwaccel import HWAccel
 
         if zero_copy and torch.cuda.is_available():
