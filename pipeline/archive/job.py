@@ -19,10 +19,10 @@ import numpy as np
 
 from pipeline.archive.plan import Recording, partial
 from pipeline.errors import UserError
-from pipeline.media.video import SourceError, open_source, stream_name, yuv_device_for
+from pipeline.media.video import SourceError, stream_name
 from pipeline.model.bundle import Bundle
 from pipeline.ood.truth import AlertOutcome, Truth, truth_path
-from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec
+from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec, open_stream
 
 
 def replay_recording(bundle: Bundle, settings: RunSettings, recording: Recording, out: Path) -> dict[str, Any]:
@@ -37,8 +37,7 @@ def replay_recording(bundle: Bundle, settings: RunSettings, recording: Recording
         path.unlink(missing_ok=True)
     try:
         stream = stream_name(str(recording.path))     # as `nero replay` names it: the same messages
-        source = open_source(str(recording.path), stream, settings.stream.hwaccel, settings.stream.read_timeout_s,
-                             yuv_device_for(str(bundle.device)))
+        source = open_stream(str(recording.path), stream, settings.stream, str(bundle.device))
         runner = Runner(bundle, [StreamSpec(stream, str(recording.path), source)],
                         RunOptions(endpoint=f"inproc://archive-{uuid.uuid4().hex}", jsonl=partial(audit)), settings)
         report = runner.run()

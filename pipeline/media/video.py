@@ -240,12 +240,6 @@ class OpenCVSource:
 Source = PyAVSource | OpenCVSource
 
 
-def yuv_device_for(model_device: str) -> str | None:
-    """Where a source's frames should stay as YUV planes: on a GPU model's device (converted there, half the
-    bytes of RGB over PCIe, and none at all with NVDEC); for a CPU model, nowhere (RGB arrays)."""
-    return model_device if model_device.startswith("cuda") else None
-
-
 def open_source(source: str, name: str, hwaccel: bool = False, timeout_s: float = 5.0,
                 yuv_device: str | None = None) -> Source:
     """Open a source with PyAV; a capture device PyAV cannot open gets a second try through OpenCV (RGB

@@ -37,11 +37,11 @@ import numpy as np
 import torch
 
 from pipeline.errors import UserError
-from pipeline.media.video import Source, copy_h264, open_source, yuv_device_for
+from pipeline.media.video import Source, copy_h264
 from pipeline.media.yuv import YuvImage
 from pipeline.model.bundle import Bundle
 from pipeline.stream.metrics import latency_stats
-from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec
+from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec, open_stream
 from stages.score import ScoreStage
 
 logger = logging.getLogger(__name__)
@@ -56,12 +56,6 @@ def trimmed_clip(source: Path, frames: int, folder: Path) -> tuple[Path, int]:
         return source, total
     out_path = folder / "bench.mp4"
     return out_path, copy_h264(source, out_path, frames)
-
-
-def open_clip(clip: Path, name: str, bundle: Bundle, settings: RunSettings) -> Source:
-    """The clip opened as the monitor opens its sources: NVDEC where the config asks, YUV planes for a GPU model."""
-    return open_source(str(clip), name, settings.stream.hwaccel, settings.stream.read_timeout_s,
-                       yuv_device_for(str(bundle.device)))
 
 
 def decoded_frames(source: Source) -> list[np.ndarray | YuvImage]:
@@ -103,7 +97,7 @@ def time_naive(bundle: Bundle, clip: Path) -> int:
 
 
 def time_monitor(bundle: Bundle, settings: RunSettings, clip: Path, folder: Path) -> tuple[int, dict]:
-    spec = StreamSpec("bench", str(clip), open_clip(clip, "bench", bundle, settings))
+    spec = StreamSpec("bench", str(clip), open_stream(str(clip), "bench", settings.stream, str(bundle.device)))
     runner = Runner(bundle, [spec], RunOptions(endpoint="tcp://127.0.0.1:*", jsonl=folder / "audit.jsonl"),
                     settings)
     report = runner.run()
@@ -113,7 +107,8 @@ def time_monitor(bundle: Bundle, settings: RunSettings, clip: Path, folder: Path
 def time_streams(bundle: Bundle, settings: RunSettings, clip: Path, count: int, realtime: bool,
                  folder: Path) -> tuple[int, dict]:
     """`count` copies of `clip` through one monitor: frames published, and per stream its latency and drops."""
-    specs = [StreamSpec(f"s{index}", str(clip), None if realtime else open_clip(clip, f"s{index}", bundle, settings))
+    specs = [StreamSpec(f"s{index}", str(clip), None if realtime else
+                        open_stream(str(clip), f"s{index}", settings.stream, str(bundle.device)))
              for index in range(count)]
     audit = folder / "streams.jsonl"
     audit.unlink(missing_ok=True)
@@ -139,11 +134,14 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         clip, count = trimmed_clip(clip, frames, folder)
-        images = decoded_frames(open_clip(clip, "bench", bundle, settings))
+        def opened() -> Source:    # the clip as the monitor reads it: the same frames for every measure
+            return open_stream(str(clip), "bench", settings.stream, str(bundle.device))
+
+        images = decoded_frames(opened())
         score = ScoreStage(bundle)
         forward = bundle.forward or bundle.classifier   # the bare forward of the configured backend
         steps: dict[str, Callable[[], int]] = {
-            "decode": lambda: time_decode(open_clip(clip, "bench", bundle, settings)),
+            "decode": lambda: time_decode(opened()),
             "forward": lambda: time_batches(lambda chunk: forward(bundle.preprocess(score.upload(chunk))), images,
                                             batch),
             "score": lambda: time_batches(score, images, batch),

@@ -56,7 +56,7 @@ from pipeline.config import AlertConfig, Config, ExplainConfig, PublishConfig, S
 from pipeline.explain.field import window_class
 from pipeline.explain.worker import ExplainWorker
 from pipeline.media.images import encode_jpeg
-from pipeline.media.video import Frame, Source, SourceError, open_source, source_kind, yuv_device_for
+from pipeline.media.video import Frame, Source, SourceError, open_source, source_kind
 from pipeline.media.yuv import rgb_array
 from pipeline.model.bundle import Bundle
 from pipeline.security import ClientKeys, ServerKeys
@@ -123,6 +123,14 @@ class RunOptions:
     curve: ServerKeys | ClientKeys | None = None   # encrypt; bound: admit only the allow-list; hub: our keys
     hub: str | None = None                 # publish into `nero hub` at this endpoint instead of binding
     metrics_port: int | None = None        # serve Prometheus /metrics on 127.0.0.1:PORT (0: a free port)
+
+
+def open_stream(source: str, name: str, stream: StreamConfig, model_device: str) -> Source:
+    """A source opened as the monitor reads it (replay, live, archive and bench alike): NVDEC where
+    `stream.hwaccel` asks; for a GPU model, frames kept as YUV planes on its device (converted there, half the
+    bytes of RGB over PCIe, none at all with NVDEC: pipeline/media/yuv.py); for a CPU model, RGB arrays."""
+    yuv_device = model_device if model_device.startswith("cuda") else None
+    return open_source(source, name, stream.hwaccel, stream.read_timeout_s, yuv_device)
 
 
 @dataclass
@@ -309,8 +317,7 @@ class Runner:
             error = None
             source, spec.opened = spec.opened, None
             try:
-                source = source or open_source(spec.source, spec.name, stream.hwaccel, stream.read_timeout_s,
-                                               yuv_device_for(str(self.bundle.device)))
+                source = source or open_stream(spec.source, spec.name, stream, str(self.bundle.device))
                 frames.put(SourceEvent(spec.name, "start", source.info), None)
                 pacer = Pacer(self._stopping.wait) if pace else None
                 for frame in source:

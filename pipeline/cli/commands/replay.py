@@ -43,9 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
-    from pipeline.media.video import open_source, source_kind, stream_name, yuv_device_for
+    from pipeline.media.video import source_kind, stream_name
     from pipeline.model.bundle import load_bundle
-    from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec
+    from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec, open_stream
 
     config = apply_flags(args, load_config(args.config))
     name = args.name or stream_name(args.source)
@@ -58,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
     curve = publish_keys(args, config)
     # Opened before the model loads, so a bad path or URL fails at once.
     # (Before torch starts CUDA, too: NVDEC can then share torch's context the simple way, pipeline/media/video.py.)
-    opened = open_source(args.source, name, config.stream.hwaccel, config.stream.read_timeout_s,
-                         yuv_device_for(config.torch_device()))
+    opened = open_stream(args.source, name, config.stream, config.torch_device())
     bundle = load_bundle(config)
     runner = Runner(bundle, [StreamSpec(name, args.source, opened)], RunOptions(
         endpoint=args.publish, jsonl=audit, append=args.append, annotate=args.annotate, realtime=args.realtime,
