@@ -30,6 +30,7 @@ from pipeline.errors import UserError
 # Scores the live monitor can alert on: NERO and pipeline.ood.detectors.LIVE (named here, torch-free, to
 # check configs before anything heavy loads; tests/pipeline/test_config.py keeps the two lists equal).
 MODEL_BACKENDS = ("auto", "torch", "openvino")
+MODEL_PRECISIONS = ("float32", "bfloat16")    # pipeline/model/backend.py
 LIVE_DETECTORS = ("nero", "relevance-knn", "relevance-mahalanobis", "relevance-ensemble")
 SMOOTHING_KINDS = ("none", "mean", "median")  # pipeline/ood/alert.py
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -56,6 +57,13 @@ class ModelConfig:
     # auto: openvino on the CPU where it is installed (4.4x torch's forward on the 2-core CPU, the same
     # alerts), torch elsewhere.
     backend: str = "auto"
+    # The forward's arithmetic: float32 (the reference the artifact is fitted with), or bfloat16 (OpenVINO on a
+    # CPU with bf16 instructions: 1.9-2.0x its float32 forward on the 2-core AMD EPYC; torch under autocast on
+    # a GPU). Scores move by about 0.005 (docs/PERFORMANCE.md), so it is a choice, not a default.
+    precision: str = "float32"
+    # On a GPU: replay the forward from CUDA graphs captured per batch size (one launch instead of hundreds;
+    # checked against the plain forward when captured, which it replaces if they differ)
+    cuda_graphs: bool = False
 
 
 @dataclass
@@ -255,6 +263,9 @@ def validate(config: Config) -> Config:
     if config.model.backend not in MODEL_BACKENDS:
         raise UserError(f"config key 'model.backend' must be one of {', '.join(MODEL_BACKENDS)}, "
                         f"got {config.model.backend!r}")
+    if config.model.precision not in MODEL_PRECISIONS:
+        raise UserError(f"config key 'model.precision' must be one of {', '.join(MODEL_PRECISIONS)}, "
+                        f"got {config.model.precision!r}")
     if config.detector not in LIVE_DETECTORS:
         raise UserError(f"config key 'detector' must be one of {', '.join(LIVE_DETECTORS)}, "
                         f"got {config.detector!r}")

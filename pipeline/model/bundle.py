@@ -85,14 +85,33 @@ class Bundle:
             frames = [frame.to(self.device, non_blocking=True) for frame in frames]
         inputs = self.preprocess(frames)
         features, logits = (self.forward or self.classifier)(inputs)
-        features = features.float()
+        terms, split = self.score_features(features.float())
+        quality = quality_reasons(inputs, self.preprocess.mean, self.preprocess.std)
+        return Inference(torch.softmax(logits.float(), dim=1), terms, quality, split)
+
+    def score_features(self, features: torch.Tensor) -> tuple[NeroTerms, RelevanceScore | None]:
+        """NERO's terms of these features with `terms.score` the configured detector's score, and a relevance
+        detector's split of it (None for NERO itself)."""
         terms = self.scorer.terms(features)
         split = None
         if self.relevance_detector is not None:
             split = self.relevance_detector.score_relevance(terms.relevance, features)
             terms.score = split.score
-        quality = quality_reasons(inputs, self.preprocess.mean, self.preprocess.std)
-        return Inference(torch.softmax(logits.float(), dim=1), terms, quality, split)
+        return terms, split
+
+    def warm_up(self, max_batch: int) -> None:
+        """On a GPU, score blank frames once at every batch size the forward will meet (powers of two up to
+        `max_batch`), so that what it builds on first use (a CUDA graph per size, cuDNN's choice of kernels) is
+        not paid by a stream's first frames. The CPU's backends build nothing per batch size."""
+        if self.device.type != "cuda":
+            return
+        side = self.preprocess.size
+        count = 1
+        while True:
+            self.infer(torch.zeros((min(count, max_batch), side, side, 3), dtype=torch.uint8, device=self.device))
+            if count >= max_batch:
+                return
+            count *= 2
 
     def thumbnail(self, row: int) -> np.ndarray | None:
         """The stored thumbnail of relevance-kNN bank row `row` (RGB), or None if the artifact has none."""
@@ -171,6 +190,6 @@ def load_bundle(config: Config, device: str | None = None, index_backend: str = 
         if config.detector in LIVE else None
     classifier, preprocess, _ = configured_model(config, device)
     forward = make_forward(config.model.backend, classifier, device, config.model.arch, weights_sha256,
-                           config.preprocess.size)
+                           config.preprocess.size, config.model.precision, config.model.cuda_graphs)
     return Bundle(config.model.arch, device, classifier, preprocess, artifact, config.detector,
                   float(settings["threshold"]), detector, alert_threshold, forward)

@@ -39,6 +39,7 @@ import torch
 from pipeline.errors import UserError
 from pipeline.media.video import Source, copy_h264
 from pipeline.media.yuv import YuvImage
+from pipeline.model.backend import describe_forward
 from pipeline.model.bundle import Bundle
 from pipeline.stream.metrics import latency_stats
 from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec, open_stream
@@ -147,6 +148,7 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
             "score": lambda: time_batches(score, images, batch),
             "naive": lambda: time_naive(bundle, clip),
         }
+        bundle.warm_up(batch)
         time_batches(score, images[:batch], batch)          # warm-up: lazy initialisation, allocator
         measures = (*MEASURES, "streams") if streams > 1 else MEASURES
         fps: dict[str, list[float]] = {name: [] for name in measures}
@@ -169,6 +171,7 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
     medians = {name: statistics.median(values) for name, values in fps.items()}
     result = {
         "frames": count, "rounds": rounds, "batch": batch, "device": describe_device(bundle.device),
+        "forward": describe_forward(bundle.forward or bundle.classifier),
         "threads": torch.get_num_threads(), "fps": {name: medians[name] for name in MEASURES},
         "fps_all": fps, "monitor_ratio": {name: medians["monitor"] / medians[name] for name in MEASURES},
         "monitor_latency_ms": latency.get("latency_ms", latency),
@@ -199,7 +202,7 @@ def cpu_model() -> str:
 
 
 def format_bench(result: dict) -> str:
-    lines = [f"{result['frames']} frames, batch {result['batch']}, {result['device']}, "
+    lines = [f"{result['frames']} frames, batch {result['batch']}, {result['device']}, {result['forward']}, "
              f"median of {result['rounds']} rounds",
              f"{'path':10s} {'frames/s':>10s} {'monitor / path':>16s}"]
     for name in MEASURES:

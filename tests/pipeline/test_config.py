@@ -44,6 +44,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch)
         ("publish:\n  high_water_mark: -5\n", "'publish.high_water_mark' must be >= 1"),
         ("alert:\n  on_count: 6\n", "'alert.on_count' \\(6\\) must not exceed 'alert.window'"),
         ("alert:\n  smoothing: ewma\n", "'alert.smoothing' must be one of none, mean, median"),
+        ("model:\n  precision: fp16\n", "'model.precision' must be one of float32, bfloat16"),
+        ("model:\n  cuda_graphs: maybe\n", "'model.cuda_graphs' must be bool"),
         ("explain:\n  max_pending: 0\n", "'explain.max_pending' must be >= 1"),
         ("alert:\n  false_alarms_per_hour: 0\n", "'alert.false_alarms_per_hour' must be > 0"),
         ("publish:\n  endpoint: tcp://127.0.0.1:99999\n", "'publish.endpoint'.*not a number from 1 to 65535"),

@@ -1,4 +1,6 @@
-"""OpenVINO against the torch reference (`model.backend`): the same features, predictions and alerts."""
+"""The forward's backends against the torch reference: OpenVINO (`model.backend`) gives the same features,
+predictions and alerts; bfloat16 (`model.precision`) close scores and the same alerts; CUDA graphs
+(`model.cuda_graphs`, GPU only) the same outputs."""
 
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ import torch
 import yaml
 
 from pipeline.config import DEFAULT_CONFIG, load_config
-from pipeline.model.backend import OpenVinoForward, cache_folder
+from pipeline.model.backend import AutocastForward, CudaGraphForward, OpenVinoForward, cache_folder
 from pipeline.model.bundle import configured_weights
 from pipeline.model.classifier import file_sha256
+from pipeline.ood.truth import runs
 
-pytest.importorskip("openvino")
 REPO = Path(__file__).resolve().parents[3]
 DECISIONS = ("seq", "frame", "pred", "ood", "reason", "alert")
 
@@ -31,6 +33,7 @@ def weights_sha256() -> str:
 
 @pytest.fixture(scope="module")
 def openvino_bundle(bundle, weights_sha256, tmp_path_factory):
+    pytest.importorskip("openvino")
     os.environ["NERO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     return dataclasses.replace(bundle, forward=OpenVinoForward(bundle.classifier, bundle.arch, weights_sha256, 224))
 
@@ -58,21 +61,66 @@ def test_the_converted_model_is_cached_and_reused(bundle, openvino_bundle, weigh
     assert "converting" not in caplog.text and cached[0].stat().st_mtime_ns == before
 
 
-def test_the_demo_clips_alerts_are_identical_across_backends(openvino_bundle, demo_clip, monitor_config_file,
-                                                             tmp_path):
-    decisions = {}
-    for backend in ("torch", "openvino"):
+def test_the_demo_clips_alerts_are_identical_across_backends_and_precisions(openvino_bundle, demo_clip,
+                                                                            monitor_config_file, tmp_path):
+    decisions, frames = {}, {}
+    for name, model in (("torch", {"backend": "torch"}), ("openvino", {"backend": "openvino"}),
+                        ("bfloat16", {"backend": "openvino", "precision": "bfloat16"})):
         config = yaml.safe_load(monitor_config_file.read_text())
-        config["model"]["backend"] = backend
-        (tmp_path / f"{backend}.yaml").write_text(yaml.safe_dump(config))
-        audit = tmp_path / f"{backend}.jsonl"
+        config["model"].update(model)
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        audit = tmp_path / f"{name}.jsonl"
         done = subprocess.run([sys.executable, "-m", "pipeline", "replay", str(demo_clip), "--config",
-                               str(tmp_path / f"{backend}.yaml"), "--publish", "tcp://127.0.0.1:*", "--jsonl",
+                               str(tmp_path / f"{name}.yaml"), "--publish", "tcp://127.0.0.1:*", "--jsonl",
                                str(audit), "--no-progress"], capture_output=True, text=True, timeout=600,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
         assert done.returncode == 0, done.stderr
-        frames = [m for m in map(json.loads, audit.read_text().splitlines()) if m["type"] == "frame"]
-        decisions[backend] = [tuple(m[key] for key in DECISIONS) for m in frames]
-        decisions[f"{backend} scores"] = [m["score"] for m in frames]
+        frames[name] = [m for m in map(json.loads, audit.read_text().splitlines()) if m["type"] == "frame"]
+        decisions[name] = [tuple(m[key] for key in DECISIONS) for m in frames[name]]
     assert len(decisions["torch"]) == 1875 and decisions["openvino"] == decisions["torch"]
-    assert decisions["openvino scores"] == pytest.approx(decisions["torch scores"], rel=1e-4)
+    assert [m["score"] for m in frames["openvino"]] == pytest.approx([m["score"] for m in frames["torch"]], rel=1e-4)
+    # bfloat16 moves scores a little (measured: 0.004 on average), not the alerts
+    alerts = {name: runs(np.array([m["alert"] for m in value])) for name, value in frames.items()}
+    assert alerts["bfloat16"] == alerts["torch"] != []
+
+
+def bfloat16_forwards(bundle, weights_sha256):
+    yield AutocastForward(bundle.classifier, torch.device("cpu"), torch.bfloat16)
+    pytest.importorskip("openvino")
+    yield OpenVinoForward(bundle.classifier, bundle.arch, weights_sha256, 224, "bfloat16")
+
+
+def test_bfloat16_keeps_predictions_and_scores_close_and_the_explanations_model_in_float32(
+        bundle, weights_sha256, demo_frames, caplog):
+    frames = torch.from_numpy(np.stack(demo_frames))
+    reference = bundle.infer(frames)
+    for forward in bfloat16_forwards(bundle, weights_sha256):
+        if forward.description == "OpenVINO float32":        # a CPU without bf16 instructions says so
+            assert "no bfloat16 instructions" in caplog.text
+        lower = dataclasses.replace(bundle, forward=forward).infer(frames)
+        agreement = (lower.probs.argmax(1) == reference.probs.argmax(1)).float().mean().item()
+        difference = (lower.terms.score - reference.terms.score).abs()
+        assert agreement >= 0.95, forward.description           # 98.3% of these 60 frames
+        assert difference.mean() < 0.02 and difference.max() < 0.15, forward.description   # 0.004 / 0.07
+    parameter = next(bundle.classifier.parameters())
+    assert parameter.dtype == torch.float32 and parameter.is_contiguous()   # the relevance pass's model as it was
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_cuda_graphs_give_the_plain_forwards_outputs_for_every_batch_size(bundle, demo_frames):
+    classifier = bundle.classifier.to("cuda")
+    graphed = CudaGraphForward(classifier)
+    inputs = bundle.preprocess(torch.from_numpy(np.stack(demo_frames)).cuda())
+    try:
+        for count in (1, 3, 8, 16, 3, 1):          # captures 1, 4, 8 and 16, then replays two of them
+            for start in (0, 20):                    # new inputs through the same static buffer
+                batch = inputs[start:start + count]
+                with torch.inference_mode():
+                    want = classifier(batch)
+                got = graphed(batch)
+                for ours, plain in zip(got, want, strict=True):
+                    assert ours.shape == plain.shape
+                    assert torch.allclose(ours, plain, rtol=1e-4, atol=1e-5)
+        assert sorted(graphed.graphs) == [1, 4, 8, 16] and not graphed.refused
+    finally:
+        bundle.classifier.to("cpu")
