@@ -22,7 +22,8 @@ Two settings change how the forward runs, not what it computes (pipeline/config.
   warning where it has none); torch runs under autocast in channels-last. On the 2-core AMD EPYC (AVX512-BF16)
   OpenVINO's batch of 16 ran 1.9-2.0x its float32 forward; on the demo clip (torch, autocast) the predicted
   class agreed on 98.5% of frames, scores moved by 0.005 on average (0.087 at most) and the three alert
-  intervals kept their onsets. The artifact stays fitted in float32.
+  intervals kept their onsets. The artifact stays fitted in float32, so its operating point holds only
+  roughly: OpenVINO bf16 raised one false alarm on the calibration video, which float32 replays without any.
 - `model.cuda_graphs`: on a GPU, the forward is captured once per batch size (rounded up to a power of two)
   and replayed: one launch for the whole network, where eager PyTorch launches each of EfficientNet-Lite0's
   few hundred kernels from Python (on the lent H100 its batch of 1 took 2.96 ms eagerly, about the launches'

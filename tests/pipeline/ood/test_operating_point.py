@@ -63,3 +63,17 @@ def test_never_fewer_false_alarms_promised_than_the_calibration_video_raised():
     scores[5000:5010] = 8.0                                   # one odd stretch far beyond the fitted tail
     found = calibrate([scores], FPS, 3, 5, 10, rates=(1.0, 4.0))
     assert found.thresholds[1.0] > 8.0 and found.observed_false_alarms[1.0] == 0    # 1/h x 0.2 h: none
+
+
+def test_the_stored_thresholds_clear_the_calibration_videos_maximum_for_any_backend_within_tolerance():
+    """The bundled artifact's threshold for 1 false alarm an hour had been stored rounded to 6 decimals, below
+    the calibration video's largest alert statistic; replayed through OpenVINO (scores 1e-6 apart from the
+    fit's torch ones) that video raised one false alarm where the fit had counted none."""
+    rng = np.random.default_rng(4)
+    scores = video_like(rng, round(12 * 60 * FPS))            # 12 minutes: 0.2 h, so none may alert at 1/h
+    scores[5000:5003] = 7.1234564                             # the largest stretch, with a seventh decimal
+    found = calibrate([scores], FPS, 3, 5, 10, rates=(1.0,))
+    stored = found.as_dict()["thresholds"]["1"]
+    assert found.observed_false_alarms[1.0] == 0
+    for moved in (1.0, 1 + 1e-6, 1 + 5e-5):                   # another backend's scores, within tolerance
+        assert false_alarms(scores * moved, stored) == 0
