@@ -20,10 +20,11 @@ within 2e-6 relative. On CUDA the torch path runs whatever the config says (Open
 Two settings change how the forward runs, not what it computes (pipeline/config.py):
 - `model.precision: bfloat16`: OpenVINO computes in bf16 where the CPU has bf16 instructions (float32 with a
   warning where it has none); torch runs under autocast in channels-last. On the 2-core AMD EPYC (AVX512-BF16)
-  OpenVINO's batch of 16 ran 1.9-2.0x its float32 forward; on the demo clip (torch, autocast) the predicted
+  OpenVINO's batch of 16 ran 1.8-2.0x its float32 forward; on the demo clip (torch, autocast) the predicted
   class agreed on 98.5% of frames, scores moved by 0.005 on average (0.087 at most) and the three alert
-  intervals kept their onsets. The artifact stays fitted in float32, so its operating point holds only
-  roughly: OpenVINO bf16 raised one false alarm on the calibration video, which float32 replays without any.
+  intervals kept their onsets. A float32 artifact's operating point holds only roughly (OpenVINO bf16 raised
+  one false alarm on the calibration video, which float32 replays without any), so `nero fit` extracts its
+  features with this same forward; refitted in bf16, that video raised none.
 - `model.cuda_graphs`: on a GPU, the forward is captured once per batch size (rounded up to a power of two)
   and replayed: one launch for the whole network, where eager PyTorch launches each of EfficientNet-Lite0's
   few hundred kernels from Python (on the lent H100 its batch of 1 took 2.96 ms eagerly, about the launches'
@@ -104,7 +105,8 @@ class OpenVinoForward:
             else:
                 log.warning("model.precision is bfloat16 but this CPU has no bfloat16 instructions: the forward "
                             "runs in float32")
-        self.description = f"OpenVINO {'bfloat16' if hint == 'bf16' else 'float32'}"
+        self.precision = "bfloat16" if hint == "bf16" else "float32"
+        self.description = f"OpenVINO {self.precision}"
         settings = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads}
         self.request = core.compile_model(model, "CPU", {**settings, "NUM_STREAMS": 1}).create_infer_request()
         self.requests = [self.request]
@@ -141,7 +143,8 @@ class AutocastForward:
     def __init__(self, classifier: FeatureClassifier, device: torch.device, dtype: torch.dtype) -> None:
         self.classifier = copy.deepcopy(classifier).to(memory_format=torch.channels_last)
         self.device_type, self.dtype = device.type, dtype
-        self.description = f"torch {str(dtype).removeprefix('torch.')} (autocast, channels-last)"
+        self.precision = str(dtype).removeprefix("torch.")
+        self.description = f"torch {self.precision} (autocast, channels-last)"
 
     def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # No weight cache: a CUDA graph must not capture casts that autocast would skip on later calls.
@@ -163,6 +166,7 @@ class CudaGraphForward:
         self.forward = forward
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = {}
         self.refused: set[int] = set()
+        self.precision = forward_precision(forward)
         self.description = f"{describe_forward(forward)}, CUDA graphs"
 
     @torch.inference_mode()
@@ -212,6 +216,11 @@ class CudaGraphForward:
 def describe_forward(forward: Forward) -> str:
     """What runs the forward pass, in words (`nero bench` names it beside the device)."""
     return getattr(forward, "description", "torch float32")
+
+
+def forward_precision(forward: Forward) -> str:
+    """The arithmetic the forward actually runs in (bfloat16 asked of a CPU without it runs float32)."""
+    return getattr(forward, "precision", "float32")
 
 
 def openvino_installed() -> bool:

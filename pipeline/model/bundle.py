@@ -18,7 +18,7 @@ from pipeline.errors import UserError
 from pipeline.media.images import mosaic_tile, read_rgb
 from pipeline.media.yuv import YuvImage
 from pipeline.model.artifact import Artifact, detector_settings, load_artifact
-from pipeline.model.backend import Forward, make_forward
+from pipeline.model.backend import Forward, forward_precision, make_forward
 from pipeline.model.classifier import FeatureClassifier, file_sha256, load_classifier
 from pipeline.model.preprocess import Preprocess
 from pipeline.ood.alert import AlertRule
@@ -191,5 +191,10 @@ def load_bundle(config: Config, device: str | None = None, index_backend: str = 
     classifier, preprocess, _ = configured_model(config, device)
     forward = make_forward(config.model.backend, classifier, device, config.model.arch, weights_sha256,
                            config.preprocess.size, config.model.precision, config.model.cuda_graphs)
+    fitted_in = artifact.manifest["model"].get("precision", "float32")
+    if forward_precision(forward) != fitted_in:
+        log.warning("artifact %s was fitted with %s features but the model runs in %s: scores move a little and "
+                    "its false alarms per hour hold only roughly (refit it with this config: nero fit --config)",
+                    artifact.path, fitted_in, forward_precision(forward))
     return Bundle(config.model.arch, device, classifier, preprocess, artifact, config.detector,
                   float(settings["threshold"]), detector, alert_threshold, forward)

@@ -12,13 +12,13 @@ from tqdm import tqdm
 from pipeline.errors import UserError
 from pipeline.media.images import read_rgb
 from pipeline.media.video import video_frames
-from pipeline.model.classifier import FeatureClassifier
+from pipeline.model.backend import Forward
 from pipeline.model.preprocess import Preprocess
 
 
 @torch.no_grad()
 def extract_features(
-    classifier: FeatureClassifier,
+    classifier: Forward,
     preprocess: Preprocess,
     paths: Sequence[str | Path],
     batch_size: int = 32,
@@ -39,7 +39,7 @@ def extract_features(
 
 
 @torch.no_grad()
-def extract_video_features(classifier: FeatureClassifier, preprocess: Preprocess, clip: Path, batch_size: int = 32,
+def extract_video_features(classifier: Forward, preprocess: Preprocess, clip: Path, batch_size: int = 32,
                            device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """(features, logits) of every decoded frame of a video file, in decode order, as float32 CPU tensors."""
     features, logits, batch = [], [], []

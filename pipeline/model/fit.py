@@ -16,6 +16,7 @@ from pipeline.errors import UserError
 from pipeline.media.images import image_folder, list_images, read_rgb, thumbnail, write_mosaic
 from pipeline.media.video import video_info
 from pipeline.model.artifact import save_artifact
+from pipeline.model.backend import forward_precision, make_forward
 from pipeline.model.bundle import configured_model, preprocess_settings
 from pipeline.model.classifier import file_sha256
 from pipeline.model.features import extract_features, extract_video_features
@@ -74,12 +75,18 @@ def fit_artifact(
                         f"{config.model.num_classes}")
 
     classifier, preprocess, weights = configured_model(config, device)
-    train_features, train_logits = extract_features(classifier, preprocess, train_paths, batch_size, device, "train")
-    val_features, val_logits = extract_features(classifier, preprocess, val_paths, batch_size, device, "val")
+    # The features come from the forward the monitor will run (model.backend, model.precision): thresholds
+    # calibrated on torch's float32 scores had let bfloat16 raise a false alarm on the calibration video.
+    weights_sha256 = file_sha256(weights)
+    model = config.model
+    forward = make_forward(model.backend, classifier, torch.device(device), model.arch, weights_sha256,
+                           config.preprocess.size, model.precision, model.cuda_graphs)
+    train_features, train_logits = extract_features(forward, preprocess, train_paths, batch_size, device, "train")
+    val_features, val_logits = extract_features(forward, preprocess, val_paths, batch_size, device, "val")
     bank_paths = list_images(bank_dir) if bank_dir is not None else []
     if bank_dir is not None and not bank_paths:
         raise UserError(f"no images in the bank folder {bank_dir}")
-    bank_features, bank_logits = extract_features(classifier, preprocess, bank_paths, batch_size, device, "bank") \
+    bank_features, bank_logits = extract_features(forward, preprocess, bank_paths, batch_size, device, "bank") \
         if bank_paths else (None, None)
     head = classifier.head
     try:
@@ -101,7 +108,7 @@ def fit_artifact(
     val_accuracy = float((val_logits.argmax(1) == torch.tensor(val_labels)).float().mean())
     video_live = {}
     if calibration_video is not None:   # in-distribution video: the false-alarm operating points
-        video_features, _ = extract_video_features(classifier, preprocess, calibration_video, batch_size, device)
+        video_features, _ = extract_video_features(forward, preprocess, calibration_video, batch_size, device)
         video_live = live_scores(scorer.terms(video_features), video_features, ensemble)
         fps = video_info(calibration_video)["fps"] or 25.0
 
@@ -129,7 +136,8 @@ def fit_artifact(
         threshold=threshold,
         threshold_rule=f"{ID_QUANTILE:.0%} of in-distribution validation images ({len(val_paths)}) score "
                        f"at or below it",
-        model={"arch": config.model.arch, "weights": WEIGHTS_NAME, "sha256": file_sha256(weights)},
+        model={"arch": config.model.arch, "weights": WEIGHTS_NAME, "sha256": weights_sha256,
+               "precision": forward_precision(forward)},
         preprocess=preprocess_settings(config),
         data={"train": str(train_dir), "val": str(val_dir),
               "train_per_class": dict(zip(classes, np.bincount(train_labels).tolist(), strict=True)),

@@ -80,6 +80,22 @@ def test_the_live_detector_is_a_config_choice(fitted, small_benchmark, tmp_path)
     assert all(0 <= record["score"] <= 2 for record in knn)
 
 
+def test_the_artifact_records_its_features_precision_and_another_precision_is_told(fitted, caplog):
+    """The fit's features come from the forward the monitor runs; loading the artifact with another precision
+    warns that its false-alarm rate holds only roughly (bfloat16 raised one on the bundled calibration video)."""
+    manifest = json.loads((fitted / "manifest.json").read_text())
+    assert manifest["model"]["precision"] == "float32"
+    config = load_config(fitted / "config.yaml")
+    config.model.precision = "bfloat16"
+    with caplog.at_level("WARNING"):
+        bundle = load_bundle(config)
+    if "no bfloat16 instructions" in caplog.text:       # this CPU runs it in float32: nothing to tell
+        assert "fitted with" not in caplog.text
+    else:
+        assert f"{fitted} was fitted with float32 features but the model runs in bfloat16" in caplog.text
+        assert bundle.forward.precision == "bfloat16"
+
+
 def test_an_artifact_folder_moved_elsewhere_still_works(fitted, small_benchmark, tmp_path):
     moved = shutil.copytree(fitted, tmp_path / "moved" / "artifact")
     jsonl = tmp_path / "moved.jsonl"
