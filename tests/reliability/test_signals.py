@@ -65,12 +65,16 @@ def test_sigterm_mid_replay_stops_with_a_whole_audit_and_a_stop_event(demo_frame
 
 def test_sigusr1_prints_every_thread_and_the_command_carries_on(tmp_path):
     """An operator whose `nero` process does not stop, or stops publishing, asks it where it waits: SIGUSR1
-    prints every thread's stack to stderr, and the command keeps running until it is stopped as usual."""
+    prints every thread's stack to stderr, and the command keeps running until it is stopped as usual.
+
+    Started as a script's background job starts it, with SIGINT ignored: SIGINT still stops it (a suite run in
+    the background had left the subscriber deaf to it)."""
     endpoint = "tcp://127.0.0.1:9"   # nothing publishes there: the subscriber waits in its receive loop
     process = subprocess.Popen([sys.executable, "-m", "pipeline", "subscribe", endpoint, "--jsonl",
                                 str(tmp_path / "received.jsonl")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(REPO)})
+                               env={**os.environ, "PYTHONPATH": str(REPO)},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     deadline = time.monotonic() + 60
     while not (tmp_path / "received.jsonl").is_file():    # opened after the handler is in place
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()

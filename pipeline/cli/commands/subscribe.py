@@ -153,9 +153,12 @@ def run(args: argparse.Namespace) -> int:
     received = alerts = 0
     watch = Watch(args.silence)
     started = time.monotonic()
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # Both stop it as Ctrl-C does, like every other long-running command: taking SIGINT explicitly also covers
+    # a subscriber started from a script's background job, which inherits SIGINT ignored (a test suite run so
+    # left `nero subscribe` deaf to it).
     with ExitStack() as stack:
-        stack.callback(signal.signal, signal.SIGTERM, previous)
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            stack.callback(signal.signal, stop_signal, signal.signal(stop_signal, _interrupt))
         subscriber = stack.enter_context(AlertSubscriber(args.endpoint, args.topic or [""], on_gap=on_gap,
                                                          on_restart=on_restart, curve=curve,
                                                          max_lag_s=args.max_lag, on_lag=on_lag))
