@@ -58,13 +58,14 @@ class ModelConfig:
     # alerts), torch elsewhere.
     backend: str = "auto"
     # The forward's arithmetic: float32 (the reference the artifact is fitted with), or bfloat16 (OpenVINO on a
-    # CPU with bf16 instructions: 1.8-2.0x its float32 forward on the 2-core AMD EPYC; torch under autocast on
-    # a GPU). Scores move by about 0.005, and a float32 artifact's false-alarm rate holds only roughly (one false
+    # CPU with bf16 instructions: 1.76-2.00x its float32 forward on the 2-core AMD EPYC; torch under autocast on
+    # a GPU). Scores move by about 0.004, and a float32 artifact's false-alarm rate holds only roughly (one false
     # alarm on its 11-minute calibration video, none in float32, none after a refit with this setting:
     # docs/PERFORMANCE.md), so it is a choice, not a default.
     precision: str = "float32"
-    # On a GPU: replay the forward from CUDA graphs captured per batch size (one launch instead of hundreds;
-    # checked against the plain forward when captured, which it replaces if they differ)
+    # On a GPU (ignored with a warning elsewhere): replay the forward from CUDA graphs captured per batch size
+    # (one launch instead of hundreds; checked against the plain forward when captured, which it replaces if
+    # they differ)
     cuda_graphs: bool = False
 
 

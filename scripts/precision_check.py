@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -44,16 +45,19 @@ PRECISIONS = ("float32", "bfloat16")
 log = logging.getLogger("precision_check")
 
 
-def live_scores(bundle: Bundle, paths: list[Path], transform=None) -> np.ndarray:
+def live_scores(bundle: Bundle, paths: list[Path],
+                transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
     """The configured detector's score of each image, optionally through a synthetic-outlier transform."""
     forward = bundle.forward if transform is None else Transformed(bundle.forward, transform)
-    features, _ = extract_features(forward, bundle.preprocess, paths, batch_size=16)
+    features, _ = extract_features(forward, bundle.preprocess, paths, batch_size=16, device=bundle.device)
     with torch.inference_mode():
         return bundle.score_features(features)[0].score.double().numpy()
 
 
 def forward_speed(bundles: dict[str, Bundle], seconds: float, rounds: int) -> dict[str, list[float]]:
-    inputs = torch.randn(16, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    bundle = next(iter(bundles.values()))
+    side = bundle.preprocess.size
+    inputs = torch.randn(16, 3, side, side, device=bundle.device).contiguous(memory_format=torch.channels_last)
     speed: dict[str, list[float]] = {name: [] for name in bundles}
     with torch.inference_mode():
         for bundle in bundles.values():
@@ -73,7 +77,8 @@ def replay_frames(video: Path, config_file: Path, audit: Path) -> list[dict]:
                            "--publish", "tcp://127.0.0.1:*", "--jsonl", str(audit), "--no-progress"],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     if done.returncode != 0:
-        sys.exit(f"precision_check: replay of {video} failed: {done.stderr.strip().splitlines()[-1]}")
+        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        sys.exit(f"precision_check: replay of {video} failed: {last}")
     return [m for m in map(json.loads, audit.read_text().splitlines()) if m["type"] == "frame"]
 
 
@@ -82,8 +87,7 @@ def compare_replays(video: Path, config: Path, folder: Path) -> dict:
     for precision in PRECISIONS:
         document = yaml.safe_load(config.read_text())
         document.setdefault("model", {})["precision"] = precision
-        for key in ("weights",):
-            document["model"][key] = str((config.parent / document["model"][key]).resolve())
+        document["model"]["weights"] = str((config.parent / document["model"]["weights"]).resolve())
         document["artifact"] = str((config.parent / document["artifact"]).resolve())
         (folder / f"{precision}.yaml").write_text(yaml.safe_dump(document))
         frames[precision] = replay_frames(video, folder / f"{precision}.yaml",

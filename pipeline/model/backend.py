@@ -20,7 +20,7 @@ within 2e-6 relative. On CUDA the torch path runs whatever the config says (Open
 Two settings change how the forward runs, not what it computes (pipeline/config.py):
 - `model.precision: bfloat16`: OpenVINO computes in bf16 where the CPU has bf16 instructions (float32 with a
   warning where it has none); torch runs under autocast in channels-last. On the 2-core AMD EPYC (AVX512-BF16)
-  OpenVINO's batch of 16 ran 1.8-2.0x its float32 forward; on the demo clip (torch, autocast) the predicted
+  OpenVINO's batch of 16 ran 1.76-2.00x its float32 forward; on the demo clip (torch, autocast) the predicted
   class agreed on 98.5% of frames, scores moved by 0.005 on average (0.087 at most) and the three alert
   intervals kept their onsets. A float32 artifact's operating point holds only roughly (OpenVINO bf16 raised
   one false alarm on the calibration video, which float32 replays without any), so `nero fit` extracts its
@@ -46,6 +46,7 @@ import torch
 
 from pipeline.errors import UserError
 from pipeline.model.classifier import FeatureClassifier
+from pipeline.ood.operating_point import SCORE_TOLERANCE
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def cache_folder() -> Path:
 
 class OpenVinoForward:
     def __init__(self, classifier: FeatureClassifier, arch: str, weights_sha256: str, size: int,
-                 precision: str = "float32") -> None:
+                 requested: str = "float32") -> None:
         try:
             import openvino as ov
         except ImportError:
@@ -99,7 +100,7 @@ class OpenVinoForward:
         model = layout.build()
         threads = torch.get_num_threads()
         hint = "f32"
-        if precision == "bfloat16":
+        if requested == "bfloat16":
             if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
                 hint = "bf16"
             else:
@@ -188,23 +189,24 @@ class CudaGraphForward:
         static_inputs = torch.zeros((size, *inputs.shape[1:]), dtype=inputs.dtype, device=inputs.device)
         static_inputs[:count].copy_(inputs)
         try:
-            side = torch.cuda.Stream(inputs.device)      # warm-up off the default stream, as capture requires
-            side.wait_stream(torch.cuda.current_stream(inputs.device))
-            with torch.cuda.stream(side):
-                for _ in range(3):
-                    expected = self.forward(static_inputs)
-            torch.cuda.current_stream(inputs.device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                outputs = self.forward(static_inputs)
-            graph.replay()
+            with torch.cuda.device(inputs.device):          # a graph records on the current device
+                side = torch.cuda.Stream()                   # warm-up off the default stream, as capture requires
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    for _ in range(3):
+                        expected = self.forward(static_inputs)
+                torch.cuda.current_stream().wait_stream(side)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    outputs = self.forward(static_inputs)
+                graph.replay()
             difference = max(((got - want).abs().max() / want.abs().max().clamp_min(1e-12)).item()
                              for got, want in zip(outputs, expected, strict=True))
         except RuntimeError as error:
             log.warning("CUDA graph capture for batches of %d failed (%s): they run without one", size, error)
             self.refused.add(size)
             return self.forward(inputs)
-        if difference > 1e-4:
+        if not difference <= SCORE_TOLERANCE:          # NaN included
             log.warning("the CUDA graph for batches of %d differs from the plain forward by %.1e (relative): "
                         "they run without one", size, difference)
             self.refused.add(size)
@@ -239,8 +241,10 @@ def make_forward(backend: str, classifier: FeatureClassifier, device: torch.devi
     if backend == "openvino":
         return OpenVinoForward(classifier, arch, weights_sha256, size, precision)
     forward: Forward = classifier
-    if precision == "bfloat16":
+    if precision == "bfloat16":    # torch's autocast runs bf16 on any CPU, emulated where it lacks the instructions
         forward = AutocastForward(classifier, device, torch.bfloat16)
-    if cuda_graphs and device.type == "cuda":
+    if cuda_graphs and device.type != "cuda":
+        log.warning("model.cuda_graphs applies on a GPU only; the model runs on %s without them", device)
+    elif cuda_graphs:
         forward = CudaGraphForward(forward)
     return forward

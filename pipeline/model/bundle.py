@@ -56,6 +56,7 @@ class Bundle:
     alert_threshold: float | None = None   # the operating point for alert.false_alarms_per_hour, if calibrated
     forward: Forward | None = None        # where the forward pass runs (model.backend); None: the classifier
     _mosaic: np.ndarray | None = field(default=None, repr=False)   # the bank's thumbnails, read when first needed
+    _warmed_up_to: int = field(default=0, repr=False)              # the largest batch warm_up has run
 
     def alert_rule(self, alert: AlertConfig) -> AlertRule:
         """A fresh alert rule for one stream: the configured hysteresis over the calibrated alert threshold
@@ -100,18 +101,24 @@ class Bundle:
         return terms, split
 
     def warm_up(self, max_batch: int) -> None:
-        """On a GPU, score blank frames once at every batch size the forward will meet (powers of two up to
-        `max_batch`), so that what it builds on first use (a CUDA graph per size, cuDNN's choice of kernels) is
-        not paid by a stream's first frames. The CPU's backends build nothing per batch size."""
-        if self.device.type != "cuda":
+        """On a GPU, score frames of random pixels once at every batch size the forward will meet (powers of two
+        up to `max_batch`), so that what it builds on first use (a CUDA graph per size, each checked on these
+        frames; cuDNN's choice of kernels) is not paid by a stream's first frames. Once per bundle: a bench
+        that runs the monitor round after round times it only the first time, before its rounds. The CPU's
+        backends build nothing per batch size."""
+        if self.device.type != "cuda" or max_batch <= self._warmed_up_to:
             return
         side = self.preprocess.size
+        pixels = torch.Generator(device=self.device).manual_seed(0)
         count = 1
         while True:
-            self.infer(torch.zeros((min(count, max_batch), side, side, 3), dtype=torch.uint8, device=self.device))
+            batch = min(count, max_batch)
+            self.infer(torch.randint(0, 256, (batch, side, side, 3), generator=pixels, dtype=torch.uint8,
+                                     device=self.device))
             if count >= max_batch:
-                return
+                break
             count *= 2
+        self._warmed_up_to = max_batch
 
     def thumbnail(self, row: int) -> np.ndarray | None:
         """The stored thumbnail of relevance-kNN bank row `row` (RGB), or None if the artifact has none."""

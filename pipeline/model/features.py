@@ -18,7 +18,7 @@ from pipeline.model.preprocess import Preprocess
 
 @torch.no_grad()
 def extract_features(
-    classifier: Forward,
+    forward: Forward,
     preprocess: Preprocess,
     paths: Sequence[str | Path],
     batch_size: int = 32,
@@ -31,7 +31,7 @@ def extract_features(
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
             frames = [torch.from_numpy(read_rgb(path)).to(device) for path in chunk]
-            batch_features, batch_logits = classifier(preprocess(frames))
+            batch_features, batch_logits = forward(preprocess(frames))
             features.append(batch_features.float().cpu())
             logits.append(batch_logits.float().cpu())
             bar.update(len(chunk))
@@ -39,13 +39,13 @@ def extract_features(
 
 
 @torch.no_grad()
-def extract_video_features(classifier: Forward, preprocess: Preprocess, clip: Path, batch_size: int = 32,
+def extract_video_features(forward: Forward, preprocess: Preprocess, clip: Path, batch_size: int = 32,
                            device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """(features, logits) of every decoded frame of a video file, in decode order, as float32 CPU tensors."""
     features, logits, batch = [], [], []
 
     def flush() -> None:
-        batch_features, batch_logits = classifier(preprocess(torch.from_numpy(np.stack(batch)).to(device)))
+        batch_features, batch_logits = forward(preprocess(torch.from_numpy(np.stack(batch)).to(device)))
         features.append(batch_features.float().cpu())
         logits.append(batch_logits.float().cpu())
         batch.clear()

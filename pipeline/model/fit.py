@@ -78,9 +78,10 @@ def fit_artifact(
     # The features come from the forward the monitor will run (model.backend, model.precision): thresholds
     # calibrated on torch's float32 scores had let bfloat16 raise a false alarm on the calibration video.
     weights_sha256 = file_sha256(weights)
-    model = config.model
-    forward = make_forward(model.backend, classifier, torch.device(device), model.arch, weights_sha256,
-                           config.preprocess.size, model.precision, model.cuda_graphs)
+    model_settings = config.model
+    forward = make_forward(model_settings.backend, classifier, torch.device(device), model_settings.arch,
+                           weights_sha256, config.preprocess.size, model_settings.precision,
+                           model_settings.cuda_graphs)
     train_features, train_logits = extract_features(forward, preprocess, train_paths, batch_size, device, "train")
     val_features, val_logits = extract_features(forward, preprocess, val_paths, batch_size, device, "val")
     bank_paths = list_images(bank_dir) if bank_dir is not None else []

@@ -258,9 +258,9 @@ class Runner:
                 self._wait_for_subscribers(self.options.wait_subscribers)
             graph = self._graph = self.compose()
             if not self._stopping.is_set():   # else stopped while waiting for subscribers: nothing to run
-                self.bundle.warm_up(self.settings.stream.max_batch)
                 if graph.explain is not None:  # first: the process takes seconds to load the model
                     graph.explain.start()
+                self.bundle.warm_up(self.settings.stream.max_batch)
                 if graph.preview is not None:
                     graph.preview.start()
                 for thread in graph.sources + graph.workers:

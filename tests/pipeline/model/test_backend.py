@@ -4,6 +4,7 @@ predictions and alerts; bfloat16 (`model.precision`) close scores and the same a
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -108,19 +109,16 @@ def test_bfloat16_keeps_predictions_and_scores_close_and_the_explanations_model_
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 def test_cuda_graphs_give_the_plain_forwards_outputs_for_every_batch_size(bundle, demo_frames):
-    classifier = bundle.classifier.to("cuda")
+    classifier = copy.deepcopy(bundle.classifier).to("cuda")
     graphed = CudaGraphForward(classifier)
     inputs = bundle.preprocess(torch.from_numpy(np.stack(demo_frames)).cuda())
-    try:
-        for count in (1, 3, 8, 16, 3, 1):          # captures 1, 4, 8 and 16, then replays two of them
-            for start in (0, 20):                    # new inputs through the same static buffer
-                batch = inputs[start:start + count]
-                with torch.inference_mode():
-                    want = classifier(batch)
-                got = graphed(batch)
-                for ours, plain in zip(got, want, strict=True):
-                    assert ours.shape == plain.shape
-                    assert torch.allclose(ours, plain, rtol=1e-4, atol=1e-5)
-        assert sorted(graphed.graphs) == [1, 4, 8, 16] and not graphed.refused
-    finally:
-        bundle.classifier.to("cpu")
+    for count in (1, 3, 8, 16, 3, 1):          # captures 1, 4, 8 and 16, then replays two of them
+        for start in (0, 20):                    # new inputs through the same static buffer
+            batch = inputs[start:start + count]
+            with torch.inference_mode():
+                want = classifier(batch)
+            got = graphed(batch)
+            for ours, plain in zip(got, want, strict=True):
+                assert ours.shape == plain.shape
+                assert torch.allclose(ours, plain, rtol=1e-4, atol=1e-5)
+    assert sorted(graphed.graphs) == [1, 4, 8, 16] and not graphed.refused
