@@ -45,7 +45,7 @@ PRECISIONS = ("float32", "bfloat16")
 log = logging.getLogger("precision_check")
 
 
-def live_scores(bundle: Bundle, paths: list[Path],
+def detector_scores(bundle: Bundle, paths: list[Path],
                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
     """The configured detector's score of each image, optionally through a synthetic-outlier transform."""
     forward = bundle.forward if transform is None else Transformed(bundle.forward, transform)
@@ -127,9 +127,9 @@ def main() -> None:
     results: dict = {"forward_img_per_s": forward_speed(bundles, args.seconds, args.rounds), "detection": {}}
     log.info("forward, batch 16: %s", results["forward_img_per_s"])
     for precision, bundle in bundles.items():
-        id_scores = live_scores(bundle, validation)
-        synthetic = np.concatenate([live_scores(bundle, validation, t) for t in OUTLIER_TRANSFORMS.values()])
-        by_folder = {folder.name: live_scores(bundle, list_images(folder)) for folder in ood_folders}
+        id_scores = detector_scores(bundle, validation)
+        synthetic = np.concatenate([detector_scores(bundle, validation, t) for t in OUTLIER_TRANSFORMS.values()])
+        by_folder = {folder.name: detector_scores(bundle, list_images(folder)) for folder in ood_folders}
         row = {"synthetic": ood_metrics(id_scores, synthetic),
                "pooled OOD": ood_metrics(id_scores, np.concatenate(list(by_folder.values())))}
         row.update({name: ood_metrics(id_scores, scores) for name, scores in by_folder.items()})
