@@ -1,26 +1,32 @@
 """The one prepared run for a lent GPU machine: checks and times everything in one call, writes it to OUT.
 
-    python scripts/gpu_check.py --out "$OUT"                 # on the device (run tool); not yet run
-    python scripts/gpu_check.py --out /tmp/g --frames 64 --rounds 1 --device cpu   # a dry run on the CPU
+    nero replay scripts/demo/clip.mp4 --jsonl cpu.jsonl          # here, on the CPU: the reference for step 3
+    python scripts/gpu_check.py --out "$OUT" --reference cpu.jsonl   # on the device; first run 2026-12-04 (H200)
+    python scripts/gpu_check.py --out /tmp/g --frames 48 --rounds 1 --device cpu --streams 2 \
+        --reference cpu.jsonl                                        # a dry run on the CPU
 
-What it does, in order, each step's result written as it finishes (a step that fails is recorded, the others
-still run):
+What it does, in order, each step's result written as it finishes (a step that fails or hangs is recorded,
+the others still run; --steps picks some):
 1. the card (name, memory, driver), torch's CUDA, whether FAISS has GPUs, whether PyAV decodes with NVDEC;
-2. the suite's CUDA cases, which skip without a GPU: FAISS GPU against CPU (same answers), NVDEC's frames
-   kept in GPU memory (zero copy) holding the CPU decoder's pixels (tests/pipeline/media/test_yuv.py), and
-   CUDA graphs giving the plain forward's outputs (tests/pipeline/model/test_backend.py);
-3. `nero bench` on the demo clip (480p) and on a 1080p H.264 cut of it, on `--device` (config `device`):
-   the monitor against decode-only, the bare forward and the naive loop, side by side; at 1080p three times:
-   software decoding (YUV planes uploaded), NVDEC (`stream.hwaccel`, planes never leave the GPU), and NVDEC
-   with the forward in bfloat16 under CUDA graphs (`model.precision`, `model.cuda_graphs`: "fast" below);
-4. many streams in one process through NVDEC: `--streams N --realtime` copies of the 1080p30 clip, per-stream
-   p99 decoded -> published and drops, for N in --streams, and the largest N once more fast (the issue asks
-   p99 <= 33 ms, none dropped). Fast is not assumed faster: on the lent H100, EfficientNet-Lite0 in bf16 and
-   channels-last took 4.27 ms at batch 1 against 2.96 ms in fp32 (../shared/device/README.md);
-5. one 1080p60 stream, `nero replay --realtime` through NVDEC, plain and fast: end-to-end p99 (asked: <= 10 ms).
-Numbers for docs/PERFORMANCE.md, with the card named. The device image lacks PyAV and pyzmq,
-and the tree leaves about 9 MB of a call's transfer for them: docs/PERFORMANCE.md ("What stands between that
-script and a device") says how to bring them.
+2. tests: the suite's CUDA cases, which skip without a GPU: FAISS GPU against CPU (same answers), NVDEC's
+   frames kept in GPU memory (zero copy) holding the CPU decoder's pixels (tests/pipeline/media/test_yuv.py),
+   and CUDA graphs giving the plain forward's outputs (tests/pipeline/model/test_backend.py);
+3. parity: `nero replay` of the demo clip on the GPU, plain and fast (below), against the CPU's audit file:
+   alert intervals, agreement of `pred` and `ood`, score differences;
+4. bench: `nero bench` on the demo clip (480p) and on a 1080p30 H.264 cut of it, on `--device` (config
+   `device`): the monitor against decode-only, the bare forward and the naive loop, side by side; at 1080p
+   three times: software decoding (YUV planes uploaded), NVDEC (`stream.hwaccel`, planes never leave the
+   GPU), and NVDEC with the forward in bfloat16 under CUDA graphs (`model.precision`, `model.cuda_graphs`:
+   "fast");
+5. streams: many streams in one process through NVDEC, `--streams N --realtime` copies of the 1080p30 clip,
+   per-stream p99 decoded -> published and drops, for N in --streams, and the largest N once more fast (the
+   issue asks p99 <= 33 ms, none dropped). Fast is not assumed faster: on the lent H100, EfficientNet-Lite0 in
+   bf16 and channels-last took 4.27 ms at batch 1 against 2.96 ms in fp32 (../shared/device/README.md);
+6. replay60: one 1080p60 stream, `nero replay --realtime` through NVDEC, plain and fast: end-to-end p99
+   (asked: <= 10 ms).
+Numbers for docs/PERFORMANCE.md, with the card named. The device image lacks PyAV and pyzmq, and the tree
+leaves little of a call's transfer for them: docs/PERFORMANCE.md ("How the first device run was carried
+out") says how they and the artifact were brought.
 """
 
 from __future__ import annotations
@@ -35,9 +41,14 @@ import time
 from pathlib import Path
 
 import yaml
+from precision_check import compare_frames
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+# The repository first, then whatever PYTHONPATH already holds: on the device that is the folder the carried
+# PyAV and pyzmq wheels were installed into.
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+STEPS = ("tests", "parity", "bench", "streams", "replay60")
+STEP_TIMEOUT_S = 150   # a step that hangs (a decoder waiting on a device) is recorded and the rest still run
 log = logging.getLogger("gpu_check")
 
 
@@ -75,12 +86,25 @@ def clip_1080p(out: Path, frames: int, rate: int = 25) -> Path:
     return path
 
 
+def frame_messages(audit: Path) -> list[dict]:
+    return [message for message in map(json.loads, audit.read_text().splitlines()) if message["type"] == "frame"]
+
+
 def run(step: str, command: list[str], out: Path, results: dict) -> None:
+    """Runs one step, writes its log and the results so far: a call cut short still returns what finished."""
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=ENV)
-    (out / f"{step}.log").write_text(done.stdout + done.stderr)
-    results[step] = {"rc": done.returncode, "seconds": round(time.perf_counter() - started, 1)}
-    log.info("%s: rc %d in %.0f s", step, done.returncode, results[step]["seconds"])
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=STEP_TIMEOUT_S)
+        output, returncode = done.stdout + done.stderr, done.returncode
+    except subprocess.TimeoutExpired as timeout:
+        # What it printed comes back as bytes here, text=True notwithstanding.
+        printed = b"".join(part or b"" for part in (timeout.stdout, timeout.stderr))
+        output = f"{printed.decode(errors='replace')}\nstopped after {STEP_TIMEOUT_S} s"
+        returncode = -1
+    (out / f"{step}.log").write_text(output)
+    results[step] = {"rc": returncode, "seconds": round(time.perf_counter() - started, 1)}
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    log.info("%s: rc %d in %.0f s", step, returncode, results[step]["seconds"])
 
 
 def main() -> None:
@@ -91,7 +115,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--streams", default="8,16,32", help="stream counts for step 4, comma-separated")
+    parser.add_argument("--reference", type=Path, help="for step 3: the audit JSONL of `nero replay "
+                        "scripts/demo/clip.mp4 --jsonl FILE` on a CPU")
+    parser.add_argument("--steps", default=",".join(STEPS), help=f"which steps, comma-separated ({', '.join(STEPS)})")
     args = parser.parse_args()
+    steps = set(args.steps.split(","))
+    if steps - set(STEPS) or ("parity" in steps and args.reference is None):
+        parser.error(f"--steps takes {', '.join(STEPS)}; parity needs --reference")
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict = {"facts": facts()}
     log.info("%s", results["facts"])
@@ -104,33 +134,48 @@ def main() -> None:
     (args.out / "nvdec.yaml").write_text(yaml.safe_dump(nvdec))
     fast = {**nvdec, "model": {**config["model"], "precision": "bfloat16", "cuda_graphs": True}}
     (args.out / "fast.yaml").write_text(yaml.safe_dump(fast))
-    run("cuda-tests", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                       str(REPO / "tests" / "pipeline" / "ood" / "test_index.py"),
-                       str(REPO / "tests" / "pipeline" / "media" / "test_yuv.py"),
-                       str(REPO / "tests" / "pipeline" / "model" / "test_backend.py") + "::"
-                       "test_cuda_graphs_give_the_plain_forwards_outputs_for_every_batch_size"], args.out, results)
-    clip30 = clip_1080p(args.out, args.frames)
+    demo = REPO / "scripts" / "demo" / "clip.mp4"
+    if "tests" in steps:
+        run("cuda-tests", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(REPO / "tests" / "pipeline" / "ood" / "test_index.py"),
+                           str(REPO / "tests" / "pipeline" / "media" / "test_yuv.py"),
+                           str(REPO / "tests" / "pipeline" / "model" / "test_backend.py") + "::"
+                           "test_cuda_graphs_give_the_plain_forwards_outputs_for_every_batch_size"], args.out, results)
+    if "parity" in steps:
+        reference = frame_messages(args.reference)
+        for name, config_name in (("parity-float32", "config.yaml"), ("parity-fast", "fast.yaml")):
+            audit = args.out / f"{name}.jsonl"
+            run(name, [sys.executable, "-m", "pipeline", "replay", str(demo), "--config", str(args.out / config_name),
+                       "--publish", "tcp://127.0.0.1:*", "--jsonl", str(audit), "--overwrite", "--no-progress",
+                       "--metrics-json", str(args.out / f"{name}.json")], args.out, results)
+            if audit.exists():
+                results[name]["against_cpu"] = compare_frames(reference, frame_messages(audit))
+                log.info("%s: %s", name, results[name]["against_cpu"])
+    clip30 = clip_1080p(args.out, args.frames, rate=30) if steps & {"bench", "streams"} else None
 
     def bench(step: str, clip: Path, config_name: str, *extra: str) -> None:
         run(step, [sys.executable, "-m", "pipeline", "bench", str(clip), "--config", str(args.out / config_name),
                    "--frames", str(args.frames), "--rounds", str(args.rounds), "--json",
                    str(args.out / f"{step}.json"), *extra], args.out, results)
 
-    bench("bench-480p", REPO / "scripts" / "demo" / "clip.mp4", "config.yaml")
-    bench("bench-1080p", clip30, "config.yaml")
-    bench("bench-1080p-nvdec", clip30, "nvdec.yaml")
-    bench("bench-1080p-fast", clip30, "fast.yaml")
-    counts = args.streams.split(",")
-    for count in counts:
-        bench(f"streams-{count}", clip30, "nvdec.yaml", "--streams", count, "--realtime", "--frames", "300",
-              "--rounds", "1")
-    bench(f"streams-{counts[-1]}-fast", clip30, "fast.yaml", "--streams", counts[-1], "--realtime", "--frames",
-          "300", "--rounds", "1")
-    clip60 = clip_1080p(args.out, args.frames, rate=60)
-    for name in ("nvdec", "fast"):
-        run(f"replay-1080p60-{name}", [sys.executable, "-m", "pipeline", "replay", str(clip60), "--config",
-                                       str(args.out / f"{name}.yaml"), "--realtime", "--metrics-json",
-                                       str(args.out / f"replay-1080p60-{name}.json")], args.out, results)
+    if "bench" in steps:
+        bench("bench-480p", demo, "config.yaml")
+        bench("bench-1080p", clip30, "config.yaml")
+        bench("bench-1080p-nvdec", clip30, "nvdec.yaml")
+        bench("bench-1080p-fast", clip30, "fast.yaml")
+    if "streams" in steps:
+        counts = args.streams.split(",")
+        for count in counts:
+            bench(f"streams-{count}", clip30, "nvdec.yaml", "--streams", count, "--realtime", "--frames", "300",
+                  "--rounds", "1")
+        bench(f"streams-{counts[-1]}-fast", clip30, "fast.yaml", "--streams", counts[-1], "--realtime",
+              "--frames", "300", "--rounds", "1")
+    if "replay60" in steps:
+        clip60 = clip_1080p(args.out, args.frames, rate=60)
+        for name in ("nvdec", "fast"):
+            run(f"replay-1080p60-{name}", [sys.executable, "-m", "pipeline", "replay", str(clip60), "--config",
+                                           str(args.out / f"{name}.yaml"), "--realtime", "--metrics-json",
+                                           str(args.out / f"replay-1080p60-{name}.json")], args.out, results)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     sys.stdout.write(json.dumps(results, indent=2) + "\n")
 

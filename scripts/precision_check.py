@@ -82,6 +82,21 @@ def replay_frames(video: Path, config_file: Path, audit: Path) -> list[dict]:
     return [m for m in map(json.loads, audit.read_text().splitlines()) if m["type"] == "frame"]
 
 
+def compare_frames(reference: list[dict], other: list[dict]) -> dict:
+    """How far one replay's frame messages lie from a reference replay's of the same video: alert intervals,
+    agreement of `pred` and of the per-frame `ood`, and the score difference (other - reference)."""
+    if len(reference) != len(other):
+        return {"frames": [len(reference), len(other)], "error": "the replays differ in length"}
+    difference = np.array([b["score"] - a["score"] for a, b in zip(reference, other, strict=True)])
+    return {"frames": len(reference),
+            "alert_intervals": [runs(np.array([m["alert"] for m in frames])) for frames in (reference, other)],
+            "pred_agree": float(np.mean([a["pred"] == b["pred"] for a, b in zip(reference, other, strict=True)])),
+            "ood_agree": float(np.mean([a["ood"] == b["ood"] for a, b in zip(reference, other, strict=True)])),
+            "score_difference": {"mean_abs": float(np.abs(difference).mean()), "mean": float(difference.mean()),
+                                 "p99_abs": float(np.percentile(np.abs(difference), 99)),
+                                 "max_abs": float(np.abs(difference).max())}}
+
+
 def compare_replays(video: Path, config: Path, folder: Path) -> dict:
     frames = {}
     for precision in PRECISIONS:
@@ -92,15 +107,7 @@ def compare_replays(video: Path, config: Path, folder: Path) -> dict:
         (folder / f"{precision}.yaml").write_text(yaml.safe_dump(document))
         frames[precision] = replay_frames(video, folder / f"{precision}.yaml",
                                           folder / f"{video.stem}-{precision}.jsonl")
-    reference, lower = frames["float32"], frames["bfloat16"]
-    difference = np.array([b["score"] - a["score"] for a, b in zip(reference, lower, strict=True)])
-    return {"frames": len(reference),
-            "alert_intervals": {name: runs(np.array([m["alert"] for m in value])) for name, value in frames.items()},
-            "pred_agree": float(np.mean([a["pred"] == b["pred"] for a, b in zip(reference, lower, strict=True)])),
-            "ood_agree": float(np.mean([a["ood"] == b["ood"] for a, b in zip(reference, lower, strict=True)])),
-            "score_difference": {"mean_abs": float(np.abs(difference).mean()), "mean": float(difference.mean()),
-                                 "p99_abs": float(np.percentile(np.abs(difference), 99)),
-                                 "max_abs": float(np.abs(difference).max())}}
+    return compare_frames(frames["float32"], frames["bfloat16"])
 
 
 def main() -> None:

@@ -241,6 +241,13 @@ def make_forward(backend: str, classifier: FeatureClassifier, device: torch.devi
     if backend == "openvino":
         return OpenVinoForward(classifier, arch, weights_sha256, size, precision)
     forward: Forward = classifier
+    if device.type == "cuda" and precision == "float32":
+        # float32 on a GPU means float32: torch lets cuDNN run float32 convolutions in TF32 (10-bit mantissa)
+        # unless told otherwise. Measured on the lent H200 (2026-12-04, demo clip, TF32 switched off by the
+        # driver's NVIDIA_TF32_OVERRIDE=0, as this does): the same alerts and the same score stage time
+        # (inference p50 16.4 ms a batch against 17.4 with TF32), and CUDA graphs that repeat the plain
+        # forward within 1e-4 (with TF32 they picked other kernels and moved features by 3e-4).
+        torch.backends.cudnn.allow_tf32 = False
     if precision == "bfloat16":    # torch's autocast runs bf16 on any CPU, emulated where it lacks the instructions
         forward = AutocastForward(classifier, device, torch.bfloat16)
     if cuda_graphs and device.type != "cuda":

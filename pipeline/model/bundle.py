@@ -108,17 +108,28 @@ class Bundle:
         backends build nothing per batch size."""
         if self.device.type != "cuda" or max_batch <= self._warmed_up_to:
             return
-        side = self.preprocess.size
-        pixels = torch.Generator(device=self.device).manual_seed(0)
         count = 1
         while True:
-            batch = min(count, max_batch)
-            self.infer(torch.randint(0, 256, (batch, side, side, 3), generator=pixels, dtype=torch.uint8,
-                                     device=self.device))
+            self._score_random(min(count, max_batch))
             if count >= max_batch:
                 break
             count *= 2
         self._warmed_up_to = max_batch
+
+    def warm_up_thread(self) -> None:
+        """On a GPU, score one frame of random pixels in the calling thread. torch gives each thread its own
+        cuBLAS and cuDNN handles, made on the thread's first call, so a score thread that starts after
+        `warm_up` still pays for them on its first batch. On the lent H200 every run's score stage stalled
+        once near its start (inference maximum 79-213 ms against a median of 4.8-16 ms); this is meant to
+        move that cost before the first frame. Not yet measured on a GPU."""
+        if self.device.type == "cuda":
+            self._score_random(1)
+
+    def _score_random(self, count: int) -> None:
+        side = self.preprocess.size
+        pixels = torch.Generator(device=self.device).manual_seed(0)
+        self.infer(torch.randint(0, 256, (count, side, side, 3), generator=pixels, dtype=torch.uint8,
+                                 device=self.device))
 
     def thumbnail(self, row: int) -> np.ndarray | None:
         """The stored thumbnail of relevance-kNN bank row `row` (RGB), or None if the artifact has none."""

@@ -186,6 +186,7 @@ class Runner:
         self._realtime_kept = True
         self._drops_seen = 0
         self._stopping = threading.Event()
+        self._score_ready = threading.Event()   # the score thread has made its own GPU handles (sources wait)
         self._failure: BaseException | None = None
         self._states = StreamStates(names, bundle.detector, bundle.alert_threshold)
         self._graph: Graph | None = None
@@ -263,7 +264,12 @@ class Runner:
                 self.bundle.warm_up(self.settings.stream.max_batch)
                 if graph.preview is not None:
                     graph.preview.start()
-                for thread in graph.sources + graph.workers:
+                for thread in graph.workers:
+                    thread.start()
+                # The sources start once the score thread is ready, so no frame waits for its first-use costs.
+                while not self._score_ready.wait(0.1) and not self._stopping.is_set():
+                    pass
+                for thread in graph.sources:
                     thread.start()
                 while any(t.is_alive() for t in graph.sources) and not self._stopping.wait(0.1):
                     pass
@@ -355,6 +361,8 @@ class Runner:
     def _score(self, frames: StageQueue, batcher: Batcher[Frame], score: ScoreStage,
                results: StageQueue) -> None:
         """Score thread: batch frames (from any stream) and score each batch in one forward pass."""
+        self.bundle.warm_up_thread()
+        self._score_ready.set()
         def dispatch(batch: list[Frame] | None) -> None:
             if batch:
                 self.metrics.record_depth("frames", len(frames))

@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from pipeline.config import DEFAULT_CONFIG, load_config
-from pipeline.model.backend import AutocastForward, CudaGraphForward, OpenVinoForward, cache_folder
+from pipeline.model.backend import AutocastForward, CudaGraphForward, OpenVinoForward, cache_folder, make_forward
 from pipeline.model.bundle import configured_weights
 from pipeline.model.classifier import file_sha256
 from pipeline.ood.truth import runs
@@ -110,7 +110,10 @@ def test_bfloat16_keeps_predictions_and_scores_close_and_the_explanations_model_
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 def test_cuda_graphs_give_the_plain_forwards_outputs_for_every_batch_size(bundle, demo_frames):
     classifier = copy.deepcopy(bundle.classifier).to("cuda")
-    graphed = CudaGraphForward(classifier)
+    # As the monitor builds it: float32 without TF32 (on the lent H200, TF32 moved the graph's features by 3e-4).
+    graphed = make_forward("torch", classifier, torch.device("cuda"), "", "", bundle.preprocess.size,
+                           cuda_graphs=True)
+    assert isinstance(graphed, CudaGraphForward) and not torch.backends.cudnn.allow_tf32
     inputs = bundle.preprocess(torch.from_numpy(np.stack(demo_frames)).cuda())
     for count in (1, 3, 8, 16, 3, 1):          # captures 1, 4, 8 and 16, then replays two of them
         for start in (0, 20):                    # new inputs through the same static buffer
