@@ -41,9 +41,14 @@ import time
 from pathlib import Path
 
 import yaml
-from precision_check import compare_frames
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from precision_check import compare_frames  # noqa: E402
+
+from pipeline.explain.report import read_audit  # noqa: E402
+
 # The repository first, then whatever PYTHONPATH already holds: on the device that is the folder the carried
 # PyAV and pyzmq wheels were installed into.
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -84,10 +89,6 @@ def clip_1080p(out: Path, frames: int, rate: int = 25) -> Path:
             target.mux(stream.encode(picture))
         target.mux(stream.encode(None))
     return path
-
-
-def frame_messages(audit: Path) -> list[dict]:
-    return [message for message in map(json.loads, audit.read_text().splitlines()) if message["type"] == "frame"]
 
 
 def run(step: str, command: list[str], out: Path, results: dict) -> None:
@@ -142,14 +143,14 @@ def main() -> None:
                            str(REPO / "tests" / "pipeline" / "model" / "test_backend.py") + "::"
                            "test_cuda_graphs_give_the_plain_forwards_outputs_for_every_batch_size"], args.out, results)
     if "parity" in steps:
-        reference = frame_messages(args.reference)
+        reference = read_audit(args.reference)
         for name, config_name in (("parity-float32", "config.yaml"), ("parity-fast", "fast.yaml")):
             audit = args.out / f"{name}.jsonl"
             run(name, [sys.executable, "-m", "pipeline", "replay", str(demo), "--config", str(args.out / config_name),
                        "--publish", "tcp://127.0.0.1:*", "--jsonl", str(audit), "--overwrite", "--no-progress",
                        "--metrics-json", str(args.out / f"{name}.json")], args.out, results)
             if audit.exists():
-                results[name]["against_cpu"] = compare_frames(reference, frame_messages(audit))
+                results[name]["against_cpu"] = compare_frames(reference, read_audit(audit))
                 log.info("%s: %s", name, results[name]["against_cpu"])
     clip30 = clip_1080p(args.out, args.frames, rate=30) if steps & {"bench", "streams"} else None
 

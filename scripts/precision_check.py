@@ -36,6 +36,7 @@ from pipeline.config import DEFAULT_CONFIG, load_config  # noqa: E402
 from pipeline.evaluation.cache import Transformed  # noqa: E402
 from pipeline.evaluation.datasets import OUTLIER_TRANSFORMS  # noqa: E402
 from pipeline.evaluation.metrics import ood_metrics  # noqa: E402
+from pipeline.explain.report import read_audit  # noqa: E402
 from pipeline.media.images import list_images  # noqa: E402
 from pipeline.model.bundle import Bundle, load_bundle  # noqa: E402
 from pipeline.model.features import extract_features  # noqa: E402
@@ -79,7 +80,7 @@ def replay_frames(video: Path, config_file: Path, audit: Path) -> list[dict]:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
         sys.exit(f"precision_check: replay of {video} failed: {last}")
-    return [m for m in map(json.loads, audit.read_text().splitlines()) if m["type"] == "frame"]
+    return read_audit(audit)
 
 
 def compare_frames(reference: list[dict], other: list[dict]) -> dict:
