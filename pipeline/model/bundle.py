@@ -120,8 +120,8 @@ class Bundle:
         """On a GPU, score one frame of random pixels in the calling thread. torch gives each thread its own
         cuBLAS and cuDNN handles, made on the thread's first call, so a score thread that starts after
         `warm_up` still pays for them on its first batch. On the lent H200 every run's score stage stalled
-        once near its start (inference maximum 79-213 ms against a median of 4.8-16 ms); this is meant to
-        move that cost before the first frame. Not yet measured on a GPU."""
+        once, early (inference maximum 79-213 ms against a median of 3.5-16 ms); this is meant to move that
+        cost before the first frame. Not yet measured on a GPU."""
         if self.device.type == "cuda":
             self._score_random(1)
 
