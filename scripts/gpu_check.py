@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--streams", default="8,16,32", help="stream counts for step 4, comma-separated")
+    parser.add_argument("--streams", default="8,16,32", help="stream counts for step 5, comma-separated")
     parser.add_argument("--reference", type=Path, help="for step 3: the audit JSONL of `nero replay "
                         "scripts/demo/clip.mp4 --jsonl FILE` on a CPU")
     parser.add_argument("--steps", default=",".join(STEPS), help=f"which steps, comma-separated ({', '.join(STEPS)})")
@@ -149,7 +149,7 @@ def main() -> None:
             run(name, [sys.executable, "-m", "pipeline", "replay", str(demo), "--config", str(args.out / config_name),
                        "--publish", "tcp://127.0.0.1:*", "--jsonl", str(audit), "--overwrite", "--no-progress",
                        "--metrics-json", str(args.out / f"{name}.json")], args.out, results)
-            if audit.exists():
+            if results[name]["rc"] == 0:
                 results[name]["against_cpu"] = compare_frames(reference, read_audit(audit))
                 log.info("%s: %s", name, results[name]["against_cpu"])
     clip30 = clip_1080p(args.out, args.frames, rate=30) if steps & {"bench", "streams"} else None
