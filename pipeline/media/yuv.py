@@ -1,21 +1,27 @@
 """Decoded frames kept in the decoder's own layout (YUV 4:2:0 planes), converted to RGB where they lie.
 
 The GPU path's frame: NVDEC decodes into CUDA memory and the frame stays there (no trip through host memory
-and PCIe: 6 MB a 1080p RGB frame). Resizing and colour conversion then run on the GPU, in that order: the
-conversion is affine, so resizing the planes first gives the same picture as resizing the RGB frame (up to
-the clipping of out-of-gamut values), and it converts 224 x 224 pixels instead of the full frame. The full
-frame is converted only when annotation, preview or an explanation need it.
+and PCIe: 6 MB a 1080p RGB frame). The colour conversion then runs on the GPU, on the full frame, and the
+frame is resized as RGB, as on the CPU: so the model sees the CPU path's pixels.
 
-The same class holds a software decoder's planes on the CPU (`PyAVSource(yuv_device="cpu")`), which is how
-the GPU path's arithmetic is tested on machines without a GPU. It is not the CPU default: there, swscale's
-full-size RGB conversion and torch's uint8 resize cost about what resizing the planes costs (1.93 against
-1.66 ms a 1080p frame on the 2-core CPU; torch has no fast uint8 kernel for one channel, 5.0 ms), and they
-give the pixels the artifact was fitted on.
+That order was chosen for the scores, not for speed. Resizing the planes first and converting 224 x 224 pixels
+was the first design. Run on the CPU against the RGB path, with the demo clip's alerts and the bundled
+artifact (2026-12-04), it gave:
+- scores 0.0047 apart on average (p99 0.021), and `pred` the same on 98.4% of frames;
+- on the lent H200, the demo's alert intervals differed from the CPU's.
+The chroma plane was resized from its own half resolution, and the picture was never rounded to integers.
+Converting first by the CPU path's formula (below), then resizing with the CPU's uint8 kernel reproduced
+(`uint8_resize`, pipeline/model/preprocess.py), gives the CPU path's model input bit for bit. That is checked
+on the CPU (tests/pipeline/media/test_yuv.py); it has not yet run on a GPU, and what converting the full
+frame there costs is not measured yet.
 
-Which matrix and range follow the frame's tags as swscale reads them: BT.709 or BT.2020 where tagged, else
-BT.601; limited range unless the frame says full (JPEG) range. The values are the standards' formulas, as
-OpenCV computes them (within 1 level; full-size chroma repeated over each 2 x 2 block, as OpenCV does).
-FFmpeg 8.1's swscale, the CPU path's converter, reads 1.0-1.6 levels darker (docs/PERFORMANCE.md).
+Which matrix and range follow the frame's tags as FFmpeg reads them: BT.709 or BT.2020 where tagged, else
+BT.601; limited range unless the frame says full (JPEG) range.
+- The common case, BT.601 in limited range, is OpenCV's integer conversion, bit for bit: the CPU path's
+  `cv2.cvtColor(..., COLOR_YUV2RGB_I420)` (pipeline/media/video.py).
+- Other matrices and ranges use the standards' formulas in floating point, with full-size chroma repeated
+  over each 2 x 2 block, as OpenCV does. The CPU path takes swscale's RGB for them, and FFmpeg 8.1's swscale
+  reads 0.9-1.5 levels darker (docs/PERFORMANCE.md), so there the two paths still differ by about a level.
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 # Kr, Kb of each matrix (ITU-R BT.601, BT.709, BT.2020); Kg = 1 - Kr - Kb.
 MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0593)}
@@ -63,10 +68,7 @@ class YuvImage:
 
     def rgb(self) -> torch.Tensor:
         """The full frame, H x W x 3 uint8 RGB, on the frame's device."""
-        height, width = self.luma.shape
-        chroma = self.chroma.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)[:, :height, :width]
-        rgb = to_rgb(self.luma.unsqueeze(0).float(), chroma.float(), self.matrix, self.full_range)
-        return rgb.clamp_(0, 255).round_().to(torch.uint8).permute(1, 2, 0)
+        return rgb_frames([self])[0]
 
     def array(self) -> np.ndarray:
         """The full frame as the host's H x W x 3 uint8 RGB array (annotation, preview, explanation)."""
@@ -89,24 +91,34 @@ def to_rgb(luma: torch.Tensor, chroma: torch.Tensor, matrix: str, full_range: bo
     return torch.cat([red, green, blue], dim=-3)
 
 
-def resized_rgb(frames: Sequence[YuvImage], size: int) -> torch.Tensor:
-    """N frames -> N x 3 x size x size float RGB (0..255, clipped), resized as planes, then converted.
+def opencv_bt601(luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+    """uint8 Y (... x 1 x H x W) and full-size CbCr (... x 2 x H x W) -> uint8 RGB (... x 3 x H x W): OpenCV's
+    BT.601 limited-range conversion (`COLOR_YUV2RGB_I420`), its 20-bit fixed-point coefficients and rounding,
+    bit for bit."""
+    y = (luma.int() - 16).clamp_(min=0) * 1220542 + (1 << 19)
+    cb, cr = chroma.narrow(-3, 0, 1).int() - 128, chroma.narrow(-3, 1, 1).int() - 128
+    rgb = torch.cat([y + 1673527 * cr, y - 852492 * cr - 409993 * cb, y + 2116026 * cb], dim=-3)
+    return (rgb >> 20).clamp_(0, 255).to(torch.uint8)
 
-    The resize is the RGB path's (antialiased bilinear, pipeline/model/preprocess.py), on float planes: the
-    chroma plane is resized from its own half resolution. Frames of one size, matrix and range are resized
-    together, in one call per plane.
-    """
-    out = torch.empty((len(frames), 3, size, size), dtype=torch.float32, device=frames[0].device)
-    groups: dict[tuple, list[int]] = {}
+
+def rgb_frames(frames: Sequence[YuvImage]) -> torch.Tensor:
+    """N frames of one size -> N x H x W x 3 uint8 RGB on their device. Frames of one matrix and range are
+    converted together, one call per step for all of them (a batch of the GPU path's frames)."""
+    height, width = frames[0].luma.shape
+    out = torch.empty((len(frames), 3, height, width), dtype=torch.uint8, device=frames[0].device)
+    groups: dict[tuple[str, bool], list[int]] = {}
     for index, frame in enumerate(frames):
-        groups.setdefault((frame.luma.shape, frame.matrix, frame.full_range), []).append(index)
-    for (_, matrix, full_range), indices in groups.items():
-        luma = torch.stack([frames[i].luma for i in indices]).unsqueeze(1).float()
-        chroma = torch.stack([frames[i].chroma for i in indices]).float()
-        luma, chroma = (F.interpolate(plane, size=(size, size), mode="bilinear", antialias=True,
-                                      align_corners=False) for plane in (luma, chroma))
-        out[indices] = to_rgb(luma, chroma, matrix, full_range).clamp_(0, 255)
-    return out
+        groups.setdefault((frame.matrix, frame.full_range), []).append(index)
+    for (matrix, full_range), indices in groups.items():
+        luma = torch.stack([frames[i].luma for i in indices]).unsqueeze(1)
+        chroma = torch.stack([frames[i].chroma for i in indices])
+        chroma = chroma.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)[..., :height, :width]
+        if matrix == "bt601" and not full_range:
+            out[indices] = opencv_bt601(luma, chroma)
+        else:
+            out[indices] = to_rgb(luma.float(), chroma.float(), matrix, full_range).clamp_(0, 255).round_().to(
+                torch.uint8)
+    return out.permute(0, 2, 3, 1)
 
 
 def rgb_array(image: np.ndarray | YuvImage) -> np.ndarray:

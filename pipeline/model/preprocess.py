@@ -5,19 +5,21 @@ float) and resized there. The same object prepares training, fitting, scoring an
 model always sees identically prepared pixels.
 
 Input:  a uint8 tensor N x H x W x 3 (RGB), or a list of H_i x W_i x 3 uint8 tensors of varying sizes or of
-        YUV frames (`pipeline.media.yuv.YuvImage`: the GPU path's, resized as planes and converted after).
+        YUV frames (`pipeline.media.yuv.YuvImage`: the GPU path's, converted to RGB where they lie, then
+        resized like any RGB frame).
 Output: a float tensor N x 3 x size x size, normalised with the model's mean and std.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from pipeline.config import IMAGENET_MEAN, IMAGENET_STD
-from pipeline.media.yuv import YuvImage, resized_rgb
+from pipeline.media.yuv import YuvImage, rgb_frames
 
 
 def content_box(frame: torch.Tensor, level: int = 20, min_fraction: float = 0.25) -> tuple[int, int, int, int]:
@@ -32,6 +34,43 @@ def content_box(frame: torch.Tensor, level: int = 20, min_fraction: float = 0.25
     if len(rows) == 0 or len(cols) == 0:
         return 0, frame.shape[0], 0, frame.shape[1]
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+@functools.cache
+def resize_weights(in_size: int, out_size: int, device: str) -> tuple[torch.Tensor, int]:
+    """The integer weights of torch's CPU uint8 antialiased bilinear resize along one axis (Pillow's): out x in,
+    float64, and the bits they are scaled by."""
+    scale = in_size / out_size
+    support = max(scale, 1.0)          # the triangle filter, widened by the scale when shrinking
+    rows = []
+    for index in range(out_size):
+        centre = scale * (index + 0.5)
+        first = max(int(centre - support + 0.5), 0)
+        count = min(int(centre + support + 0.5), in_size) - first
+        taps = [max(0.0, 1.0 - abs((j + first - centre + 0.5) / support)) for j in range(count)]
+        rows.append((first, [tap / sum(taps) for tap in taps]))
+    largest = max(max(taps) for _, taps in rows)
+    bits = 0
+    while bits < 22 and int(0.5 + largest * (1 << (bits + 1))) < (1 << 15):
+        bits += 1
+    weights = torch.zeros((out_size, in_size), dtype=torch.float64)
+    for index, (first, taps) in enumerate(rows):
+        weights[index, first:first + len(taps)] = torch.tensor([int(tap * (1 << bits) + 0.5) for tap in taps],
+                                                               dtype=torch.float64)
+    return weights.to(device), bits
+
+
+def uint8_resize(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 N x C x H x W -> float N x C x size x size holding exactly what torch's CPU uint8 kernel gives
+    (checked bit for bit in tests/pipeline/model/test_preprocess.py), on any device: a horizontal pass rounded
+    to integers, then a vertical one. The sums are integers below 2^53, so float64 keeps them exact."""
+    height, width = frames.shape[-2:]
+    across, across_bits = resize_weights(width, size, str(frames.device))
+    down, down_bits = resize_weights(height, size, str(frames.device))
+    rows = torch.matmul(frames.double(), across.T)
+    rows = torch.floor_divide(rows + (1 << (across_bits - 1)), 1 << across_bits).clamp_(0, 255)
+    pixels = torch.matmul(down, rows)
+    return torch.floor_divide(pixels + (1 << (down_bits - 1)), 1 << down_bits).clamp_(0, 255).float()
 
 
 class Preprocess:
@@ -55,14 +94,17 @@ class Preprocess:
         On the CPU the uint8 frames are resized as uint8, in their channels-last layout (the permute is a
         view): torch's vectorised uint8 kernel. Measured on the 2-core CPU, per frame to 224 x 224: 3.54 ->
         0.83 ms at 480 x 480 (4.3x) and 20.1 -> 1.49 ms at 1920 x 1080 (13.5x) against resizing the float
-        copy; the pixels are the float result rounded to integers (mean difference 0.27, at most 1 of 255).
-        CUDA has no uint8 kernel for this, and the float one is cheap there.
+        copy. CUDA has no uint8 kernel, and its float one differs from it by a level in 12% of values, enough
+        to flip frames on an alert threshold. So elsewhere uint8 frames go through `uint8_resize`, which
+        gives the CPU kernel's pixels bit for bit: every device shows the model the same picture.
         """
         nchw = frames.permute(0, 3, 1, 2)
-        if nchw.device.type != "cpu" or nchw.dtype != torch.uint8:
-            nchw = nchw.float()
         if nchw.shape[-2:] == (self.size, self.size):
-            return nchw
+            return nchw if nchw.device.type == "cpu" else nchw.float()
+        if nchw.dtype == torch.uint8 and nchw.device.type != "cpu":
+            return uint8_resize(nchw, self.size)
+        if nchw.dtype != torch.uint8:
+            nchw = nchw.float()
         return F.interpolate(nchw, size=(self.size, self.size), mode="bilinear", antialias=True,
                              align_corners=False)
 
@@ -74,8 +116,9 @@ class Preprocess:
     def __call__(self, frames: torch.Tensor | Sequence[torch.Tensor | YuvImage]) -> torch.Tensor:
         if isinstance(frames, torch.Tensor) and not self.crop_content:
             resized = self._resize(frames)
-        elif not self.crop_content and all(isinstance(frame, YuvImage) for frame in frames):
-            resized = resized_rgb(frames, self.size)
+        elif not self.crop_content and all(isinstance(frame, YuvImage) for frame in frames) \
+                and len({frame.shape for frame in frames}) == 1:    # one stack, one resize: the GPU path's batches
+            resized = self._resize(rgb_frames(frames))
         else:
             parts = []
             for frame in frames:

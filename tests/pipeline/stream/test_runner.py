@@ -180,14 +180,10 @@ def test_the_gpu_paths_yuv_frames_give_the_rgb_paths_alerts_and_annotated_video(
         assert report.explain["done"] == report.alerts["clip"] > 0 and report.explain["failed"] == 0
         runs[name] = [json.loads(line) for line in audit.read_text().splitlines()]
     rgb, yuv = frames_of(runs["rgb"]), frames_of(runs["yuv"])
-    # The same alerts, each on and off within a frame of the RGB path's: a frame whose score lies within
-    # 0.005 of a threshold may fall either side (measured: a mean difference of 0.005 over the demo clip).
-    onsets = [[m["frame"] for m in run if m["type"] == "event" and m["event"] == "alert_on"] for run in runs.values()]
-    assert onsets[0] and len(onsets[0]) == len(onsets[1])
-    assert all(abs(a - b) <= 1 for a, b in zip(*onsets, strict=True))
-    assert sum(a["alert"] == b["alert"] for a, b in zip(rgb, yuv, strict=True)) >= 56
-    assert sum(a["pred"] == b["pred"] for a, b in zip(rgb, yuv, strict=True)) >= 57
-    assert max(abs(a["score"] - b["score"]) for a, b in zip(rgb, yuv, strict=True)) < 0.05
+    # The same picture reaches the model both ways (tests/pipeline/media/test_yuv.py), so the same decisions.
+    assert [(m["alert"], m["pred"], m["ood"]) for m in rgb] == [(m["alert"], m["pred"], m["ood"]) for m in yuv]
+    assert [m["score"] for m in yuv] == pytest.approx([m["score"] for m in rgb], rel=1e-4)
+    assert any(m["alert"] for m in rgb)
     with av.open(str(tmp_path / "yuv.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == 60
 
