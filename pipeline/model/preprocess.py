@@ -63,7 +63,9 @@ def resize_weights(in_size: int, out_size: int, device: str) -> tuple[torch.Tens
 def uint8_resize(frames: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 N x C x H x W -> float N x C x size x size holding exactly what torch's CPU uint8 kernel gives
     (checked bit for bit in tests/pipeline/model/test_preprocess.py), on any device: a horizontal pass rounded
-    to integers, then a vertical one. The sums are integers below 2^53, so float64 keeps them exact."""
+    to integers, then a vertical one. The sums are integers below 2^53, so float64 keeps them exact.
+    Data-centre GPUs multiply float64 fast (the H100 and H200 have float64 tensor cores); a consumer card does
+    it at a small fraction of its float32 rate, so there this resize costs more. Neither is measured yet."""
     height, width = frames.shape[-2:]
     across, across_bits = resize_weights(width, size, str(frames.device))
     down, down_bits = resize_weights(height, size, str(frames.device))
