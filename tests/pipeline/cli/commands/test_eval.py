@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -118,7 +119,9 @@ def test_metrics_match_a_direct_computation(bench):
     np.testing.assert_allclose(saved["nero/capsule"], nero_scores["capsule"], rtol=1e-5)
 
     with av.open(str(root / "short.mp4")) as container:
-        frames = [torch.from_numpy(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+        # 4:2:0 BT.601: the monitor's conversion is OpenCV's (pipeline/media/video.py)
+        frames = [torch.from_numpy(cv2.cvtColor(f.to_ndarray(), cv2.COLOR_YUV2RGB_I420))
+                  for f in container.decode(video=0)]
     with torch.no_grad():
         frame_scores = nero.score(classifier(preprocess(torch.stack(frames)))[0])
     rows = (root / "short.truth.csv").read_text().splitlines()[1:]
