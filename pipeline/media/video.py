@@ -85,6 +85,12 @@ def stream_name(source: str) -> str:
 TRUNCATED_SHARE = 0.99   # of the frames a file's index lists that must decode (edit lists can drop a few)
 
 
+def colour_tags(frame: av.VideoFrame) -> tuple[str, bool]:
+    """The frame's YUV matrix and whether it is full range, as FFmpeg tags them (untagged: BT.601, limited)."""
+    full_range = int(frame.color_range) == JPEG_RANGE or frame.format.name.startswith("yuvj")
+    return COLORSPACES.get(int(frame.colorspace), "bt601"), full_range
+
+
 class PyAVSource:
     """Decode with PyAV: files, network streams and V4L2 devices."""
 
@@ -173,8 +179,7 @@ class PyAVSource:
         """The frame's planes as tensors: NVDEC's NV12 copied within the GPU (which hands the decoder its surface
         back at once: its pool is small), a software decoder's 4:2:0 planes without a copy; any other pixel
         format (4:2:2, 10 bits, RGB from a webcam...) as an RGB array."""
-        matrix = COLORSPACES.get(int(frame.colorspace), "bt601")
-        full_range = int(frame.color_range) == JPEG_RANGE or frame.format.name.startswith("yuvj")
+        matrix, full_range = colour_tags(frame)
         if frame.format.name == "cuda" and self._shared:
             try:
                 luma, chroma = (torch.from_dlpack(plane.__dlpack__()) for plane in frame.planes[:2])
@@ -201,7 +206,7 @@ class PyAVSource:
         (docs/PERFORMANCE.md). Other matrices, ranges and formats go through swscale.
         """
         if (frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0
-                and int(frame.color_range) != JPEG_RANGE and int(frame.colorspace) not in COLORSPACES):
+                and colour_tags(frame) == ("bt601", False)):
             return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
         return self._to_rgb.reformat(frame, format="rgb24").to_ndarray()
 
