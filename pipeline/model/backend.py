@@ -197,7 +197,9 @@ class CudaGraphForward:
                         expected = self.forward(static_inputs)
                 torch.cuda.current_stream().wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
+                # thread_local: the monitor's score thread may be using the GPU while the forward thread
+                # captures; the default ("global") would fail its allocations for the duration
+                with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                     outputs = self.forward(static_inputs)
                 graph.replay()
             difference = max(((got - want).abs().max() / want.abs().max().clamp_min(1e-12)).item()

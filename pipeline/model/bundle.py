@@ -32,6 +32,17 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class ModelPass:
+    """One batch through the network, on the model's device: what the scoring needs from it. The monitor
+    runs the network and the scoring in two threads (pipeline/stream/runner.py), so this crosses between
+    them."""
+
+    inputs: torch.Tensor           # N x 3 x S x S, normalised (the quality guard reads them)
+    features: torch.Tensor         # N x D at the feature layer
+    logits: torch.Tensor           # N x C
+
+
+@dataclass
 class Inference:
     """One scoring pass over a batch of frames."""
 
@@ -80,15 +91,25 @@ class Bundle:
         `terms.score` is the configured detector's score (compare it with `self.threshold`); the other terms
         are NERO's decomposition of the same relevance vector, which the explanation reports.
         """
+        return self.score_pass(self.run_model(frames))
+
+    @torch.no_grad()
+    def run_model(self, frames: torch.Tensor | list[torch.Tensor | YuvImage]) -> ModelPass:
+        """The first half of `infer`: preprocess and forward, results left on the model's device."""
         if isinstance(frames, torch.Tensor):
             frames = frames.to(self.device, non_blocking=True)
         else:
             frames = [frame.to(self.device, non_blocking=True) for frame in frames]
         inputs = self.preprocess(frames)
         features, logits = (self.forward or self.classifier)(inputs)
-        terms, split = self.score_features(features.float())
-        quality = quality_reasons(inputs, self.preprocess.mean, self.preprocess.std)
-        return Inference(torch.softmax(logits.float(), dim=1), terms, quality, split)
+        return ModelPass(inputs, features, logits)
+
+    @torch.no_grad()
+    def score_pass(self, model_pass: ModelPass) -> Inference:
+        """The second half of `infer`: probabilities, the detector's score and NERO's terms, input quality."""
+        terms, split = self.score_features(model_pass.features.float())
+        quality = quality_reasons(model_pass.inputs, self.preprocess.mean, self.preprocess.std)
+        return Inference(torch.softmax(model_pass.logits.float(), dim=1), terms, quality, split)
 
     def score_features(self, features: torch.Tensor) -> tuple[NeroTerms, RelevanceScore | None]:
         """NERO's terms of these features with `terms.score` the configured detector's score, and a relevance
@@ -118,10 +139,10 @@ class Bundle:
 
     def warm_up_thread(self) -> None:
         """On a GPU, score one frame of random pixels in the calling thread. torch gives each thread its own
-        cuBLAS and cuDNN handles, made on the thread's first call, so a score thread that starts after
-        `warm_up` still pays for them on its first batch. On the lent H200 every run's score stage stalled
-        once, early (inference maximum 79-213 ms against a median of 3.5-16 ms); this is meant to move that
-        cost before the first frame. Not yet measured on a GPU."""
+        cuBLAS and cuDNN handles, made on the thread's first call, so the monitor's forward and score threads,
+        which start after `warm_up`, would still pay for them on their first batch. On the lent H200 every
+        run's score stage stalled once, early (inference maximum 79-213 ms against a median of 3.5-16 ms); this
+        is meant to move that cost before the first frame. Not yet measured on a GPU."""
         if self.device.type == "cuda":
             self._score_random(1)
 

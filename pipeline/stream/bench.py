@@ -7,7 +7,8 @@ report states each as frames per second and as a ratio to the monitor:
     decode      PyAV decode + RGB conversion only (YUV planes on a GPU): the ceiling no pipeline on this source
                 can pass
     forward     preprocess + classifier forward on frames already in memory, batched as the monitor batches
-    score       forward + NERO (relevance, PCA, centroid index, rho) + explanations: the score stage alone
+    score       forward + the detector, NERO's terms, quality guard, explanations: the forward and score
+                stages one after the other, in one thread
     naive       one thread, OpenCV decode, one frame per torch forward, NERO, JSON: what a first script would do
     monitor     `nero replay` itself: threads, queues, batching, ZeroMQ publishing, JSONL audit
 
@@ -43,6 +44,7 @@ from pipeline.model.backend import describe_forward
 from pipeline.model.bundle import Bundle
 from pipeline.stream.metrics import latency_stats
 from pipeline.stream.runner import Runner, RunOptions, RunSettings, StreamSpec, open_stream
+from stages.forward import ForwardStage
 from stages.score import ScoreStage
 
 logger = logging.getLogger(__name__)
@@ -139,17 +141,21 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
             return open_stream(str(clip), "bench", settings.stream, str(bundle.device))
 
         images = decoded_frames(opened())
-        score = ScoreStage(bundle)
+        forward_stage, score_stage = ForwardStage(bundle), ScoreStage(bundle)
         forward = bundle.forward or bundle.classifier   # the bare forward of the configured backend
+
+        def scored(chunk: list) -> object:   # the score measure: both stages, one after the other
+            return score_stage(forward_stage(chunk))
+
         steps: dict[str, Callable[[], int]] = {
             "decode": lambda: time_decode(opened()),
-            "forward": lambda: time_batches(lambda chunk: forward(bundle.preprocess(score.upload(chunk))), images,
-                                            batch),
-            "score": lambda: time_batches(score, images, batch),
+            "forward": lambda: time_batches(lambda chunk: forward(bundle.preprocess(forward_stage.upload(chunk))),
+                                            images, batch),
+            "score": lambda: time_batches(scored, images, batch),
             "naive": lambda: time_naive(bundle, clip),
         }
         bundle.warm_up(batch)
-        time_batches(score, images[:batch], batch)          # warm-up: lazy initialisation, allocator
+        time_batches(scored, images[:batch], batch)         # warm-up: lazy initialisation, allocator
         measures = (*MEASURES, "streams") if streams > 1 else MEASURES
         fps: dict[str, list[float]] = {name: [] for name in measures}
         latency: dict = {}

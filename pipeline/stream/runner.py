@@ -1,13 +1,20 @@
 """The streaming monitor: the stage graph, its threads and queues, and what happens when a part falls behind.
 
-    source thread per stream --[frame queue]--> score thread --[result queue]--> publish thread --> annotate
-    (decode, pace)            block | drop     (batch, score)    block          (alert, send,      thread
-                                                                                  audit)             (MP4)
+    source thread   --[frame queue]--> forward thread --[pass queue]--> score thread --[result queue]-->
+    per stream        block | drop     (batch, network)   block          (detector,      block
+    (decode, pace)                                                         explanation)
+
+    --> publish thread --> annotate thread (MP4)
+        (alert, send, audit)
 
 `Runner.compose()` wires this graph in one place; the stages (stages/) know nothing of threads or queues.
-Decoding runs in its own thread per stream (it is the usual bottleneck), the model in one thread (one copy of
-the model, batches may mix streams), and everything that talks to the outside world in one more, so a slow
-disk or network never stalls the model.
+Decoding runs in its own thread per stream (it is the usual bottleneck), the network in one thread (one copy of
+the model, batches may mix streams), the reading of its outputs (detector, quality guard, explanation) in the
+next, and everything that talks to the outside world in one more, so a slow disk or network never stalls the
+model. The network and the scoring are apart so that the scoring of one batch runs while the network computes
+the next: in one thread the second core sat idle while a batch was scored (1.9 ms a frame of the 2-core CPU's
+8.2, with preprocessing), and the monitor ran at 0.78x of the bare forward; apart, 0.86x (`nero bench` on the
+demo clip, docs/PERFORMANCE.md).
 
 Modes:
 - replay: lossless. Every frame is scored and published, in order. The frame queue blocks the decoder when
@@ -58,7 +65,7 @@ from pipeline.explain.worker import ExplainWorker
 from pipeline.media.images import encode_jpeg
 from pipeline.media.video import Frame, Source, SourceError, open_source, source_kind
 from pipeline.media.yuv import rgb_array
-from pipeline.model.bundle import Bundle
+from pipeline.model.bundle import Bundle, ModelPass
 from pipeline.security import ClientKeys, ServerKeys
 from pipeline.stream.metrics import Metrics
 from pipeline.stream.preview import PreviewWorker
@@ -69,6 +76,7 @@ from stages.alert import AlertStage
 from stages.annotate import Annotator
 from stages.audit import AuditError, AuditLog
 from stages.batcher import Batcher
+from stages.forward import ForwardStage
 from stages.pace import Pacer
 from stages.publish import Publisher
 from stages.score import Scored, ScoreStage
@@ -86,6 +94,13 @@ class SourceEvent:
     stream: str
     event: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ForwardBatch:
+    frames: list[Frame]
+    model_pass: ModelPass
+    t_dispatched: float
 
 
 @dataclass
@@ -155,6 +170,7 @@ class Graph:
     sources: list[threading.Thread]
     workers: list[threading.Thread]
     frames: StageQueue
+    passes: StageQueue
     results: StageQueue
     explain: ExplainWorker | None
     preview: PreviewWorker | None
@@ -186,7 +202,8 @@ class Runner:
         self._realtime_kept = True
         self._drops_seen = 0
         self._stopping = threading.Event()
-        self._score_ready = threading.Event()   # the score thread has made its own GPU handles (sources wait)
+        self._model_ready = threading.Semaphore(0)   # released by the forward and score threads once each has
+        # made its own GPU handles; the sources wait for both
         self._failure: BaseException | None = None
         self._states = StreamStates(names, bundle.detector, bundle.alert_threshold)
         self._graph: Graph | None = None
@@ -219,7 +236,10 @@ class Runner:
         # (10 ms at the default); a backlog still forms batches, from the frames already waiting.
         paced_alone = len(self.streams) == 1 and (self.options.live or self.options.realtime)
         batcher: Batcher[Frame] = Batcher(stream.max_batch, 0.0 if paced_alone else stream.max_wait_ms / 1000.0)
-        score = ScoreStage(self.bundle)
+        forward, score = ForwardStage(self.bundle), ScoreStage(self.bundle)
+        # One batch waits between the network and the scoring: enough for the two to overlap, and blocking, so a
+        # backlog stays in the frame queue, where live mode's drop policy applies.
+        passes = StageQueue(1, "block")
         alert = AlertStage(lambda: self.bundle.alert_rule(alerting))
         opened = [spec.opened.info for spec in self.streams if spec.opened is not None]
         # Annotation (--annotate) draws and encodes on a thread of its own: on the publish thread it had held
@@ -244,13 +264,14 @@ class Runner:
         self.bundle.thumbnail(0)
         if self.exporter is not None:
             self.exporter.watch_queues(lambda: (frames.drop_counts(), frames.held_counts(), len(results)))
-        workers = [self._thread("score", self._score, frames, batcher, score, results),
+        workers = [self._thread("forward", self._forward, frames, batcher, forward, passes),
+                   self._thread("score", self._score, passes, score, results),
                    self._thread("publish", self._publish, results, alert, annotations, total, explain, preview,
                                 outbox)]
         if annotations is not None:
             annotate = Annotator(self.options.annotate, opened[0]["fps"] if opened else None)
             workers.append(self._thread("annotate", self._annotate, annotations, annotate))
-        return Graph(sources, workers, frames, results, explain, preview, annotations)
+        return Graph(sources, workers, frames, passes, results, explain, preview, annotations)
 
     def run(self) -> RunReport:
         """Run until every source has ended (or `stop()`), then drain; returns the figures of the run."""
@@ -266,9 +287,11 @@ class Runner:
                     graph.preview.start()
                 for thread in graph.workers:
                     thread.start()
-                # The sources start once the score thread is ready, so no frame waits for its first-use costs.
-                while not self._score_ready.wait(0.1) and not self._stopping.is_set():
-                    pass
+                # The sources start once the model's threads are ready, so no frame waits for their first-use
+                # costs.
+                for _ in range(2):
+                    while not self._model_ready.acquire(timeout=0.1) and not self._stopping.is_set():
+                        pass
                 for thread in graph.sources:
                     thread.start()
                 while any(t.is_alive() for t in graph.sources) and not self._stopping.wait(0.1):
@@ -309,6 +332,7 @@ class Runner:
                 self._stopping.set()
                 if self._graph is not None:
                     self._graph.frames.close()
+                    self._graph.passes.close()
                     self._graph.results.close()
                     if self._graph.annotations is not None:
                         self._graph.annotations.close()
@@ -358,33 +382,44 @@ class Runner:
                 return
             delay = min(2 * delay, stream.reconnect_max_s)
 
-    def _score(self, frames: StageQueue, batcher: Batcher[Frame], score: ScoreStage,
-               results: StageQueue) -> None:
-        """Score thread: batch frames (from any stream) and score each batch in one forward pass."""
+    def _forward(self, frames: StageQueue, batcher: Batcher[Frame], forward: ForwardStage,
+                 passes: StageQueue) -> None:
+        """Forward thread: batch frames (from any stream) and run each batch through the network once."""
         self.bundle.warm_up_thread()
-        self._score_ready.set()
+        self._model_ready.release()
         def dispatch(batch: list[Frame] | None) -> None:
             if batch:
                 self.metrics.record_depth("frames", len(frames))
                 start = time.perf_counter()
-                scored = score([frame.image for frame in batch])
-                results.put(ScoredBatch(batch, scored, start, time.perf_counter()), "results")
+                passes.put(ForwardBatch(batch, forward([frame.image for frame in batch]), start), "passes")
 
         while True:
             item = frames.get(batcher.time_left(time.perf_counter()))
             now = time.perf_counter()
             if item is END:
                 dispatch(batcher.flush())
-                results.close()
+                passes.close()
                 return
             if isinstance(item, SourceEvent):  # keep the stream's order: what came before goes out first
                 dispatch(batcher.flush())
-                results.put(item, None)
+                passes.put(item, None)
             elif item is None:
                 dispatch(batcher.due(now))
             else:
                 item.t_dequeued = now
                 dispatch(batcher.add(item, now))
+
+    def _score(self, passes: StageQueue, score: ScoreStage, results: StageQueue) -> None:
+        """Score thread: read each batch's network outputs into per-frame results, in order."""
+        self.bundle.warm_up_thread()
+        self._model_ready.release()
+        while (item := passes.get()) is not END:
+            if isinstance(item, ForwardBatch):
+                scored = score(item.model_pass)
+                results.put(ScoredBatch(item.frames, scored, item.t_dispatched, time.perf_counter()), "results")
+            elif item is not None:
+                results.put(item, None)
+        results.close()
 
     def _annotate(self, annotations: StageQueue, annotate: Annotator) -> None:
         """Annotation thread: draw and encode each published frame, in order, until the publish thread ends."""

@@ -43,9 +43,11 @@ def test_scoring_needs_none_of_the_fitting_or_reporting_libraries():
     zennit, which fitting, evaluation, reports and heatmaps import when they run."""
     code = ("import numpy as np\nfrom pipeline.config import DEFAULT_CONFIG, load_config\n"
             "from pipeline.model.bundle import load_bundle\nfrom pipeline.stream.runner import Runner\n"
-            "from pipeline.cli.commands import live, replay\nfrom stages.score import ScoreStage\n"
+            "from pipeline.cli.commands import live, replay\nfrom stages.forward import ForwardStage\n"
+            "from stages.score import ScoreStage\n"
             "config = load_config(DEFAULT_CONFIG)\nconfig.device, config.model.backend = 'cpu', 'torch'\n"
-            "ScoreStage(load_bundle(config))([np.zeros((64, 64, 3), np.uint8)])")
+            "bundle = load_bundle(config)\n"
+            "ScoreStage(bundle)(ForwardStage(bundle)([np.zeros((64, 64, 3), np.uint8)]))")
     assert imported_by(code, ("sklearn", "scipy", "matplotlib", "zennit")) == []
 
 

@@ -15,6 +15,7 @@ import yaml
 from pipeline.cli import main
 from pipeline.explain.report import alert_intervals, read_audit
 from pipeline.media.images import list_images, read_rgb
+from stages.forward import ForwardStage
 from stages.score import ScoreStage
 
 FIXTURES = Path(__file__).resolve().parents[3] / "data"
@@ -75,7 +76,7 @@ def test_image_gets_four_pictures_and_the_alert_explanation(config, bundle, tmp_
         height, width = read_png(tmp_path / f"{image.stem}_{name}.png").shape[:2]
         assert width >= 700 and height >= 300
     # the explanation is the one the monitor's score stage puts into the alert message for this frame
-    (expected,) = ScoreStage(bundle)([read_rgb(image)])
+    (expected,) = ScoreStage(bundle)(ForwardStage(bundle)([read_rgb(image)]))
     assert record["explain"] == expected.explain
     assert record["score"] == pytest.approx(expected.score, rel=1e-5)
     assert record["heatmap"]["conservation_error"] < 1e-3
