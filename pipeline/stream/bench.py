@@ -12,6 +12,12 @@ report states each as frames per second and as a ratio to the monitor:
     naive       one thread, OpenCV decode, one frame per torch forward, NERO, JSON: what a first script would do
     monitor     `nero replay` itself: threads, queues, batching, ZeroMQ publishing, JSONL audit
 
+Each path's CPU time is measured too (the process's, all threads, per frame): the monitor cannot outrun the
+frame rate at which decoding and scoring, measured apart, would keep every core busy (an estimate: in the
+monitor they overlap, and a thread pool's idle spinning is partly put to use), and the report gives it with
+how much of the machine the monitor used. On the 2-core CPU it said what the frame rates alone did not: the
+monitor ran at 0.78x of the bare forward with a fifth of the cores idle (docs/PERFORMANCE.md).
+
 With `streams` N > 1, one more measurement in the same rounds: N copies of the clip through one monitor,
 as fast as it goes (replay, lossless) or each at the clip's own rate (`realtime`: live, file sources paced,
 frames dropped when the model falls behind): aggregate frames per second, and per stream the latency from
@@ -158,11 +164,12 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
         time_batches(scored, images[:batch], batch)         # warm-up: lazy initialisation, allocator
         measures = (*MEASURES, "streams") if streams > 1 else MEASURES
         fps: dict[str, list[float]] = {name: [] for name in measures}
+        cpu_ms: dict[str, list[float]] = {name: [] for name in measures}
         latency: dict = {}
         per_stream: dict = {}
         for round_index in range(rounds):
             for name in measures:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 if name == "monitor":
                     done, latency = time_monitor(bundle, settings, clip, folder)
                 elif name == "streams":
@@ -173,14 +180,21 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
                 if bundle.device.type == "cuda":
                     torch.cuda.synchronize()
                 fps[name].append(done / (time.perf_counter() - start))
+                cpu_ms[name].append(1000.0 * (time.process_time() - cpu_start) / done)
                 log(f"round {round_index + 1}/{rounds}  {name:8s} {fps[name][-1]:8.1f} frames/s")
     medians = {name: statistics.median(values) for name, values in fps.items()}
+    cpu = {name: statistics.median(values) for name, values in cpu_ms.items()}
+    cores = usable_cores()
     result = {
         "frames": count, "rounds": rounds, "batch": batch, "device": describe_device(bundle.device),
         "forward": describe_forward(bundle.forward or bundle.classifier),
         "threads": torch.get_num_threads(), "fps": {name: medians[name] for name in MEASURES},
         "fps_all": fps, "monitor_ratio": {name: medians["monitor"] / medians[name] for name in MEASURES},
         "monitor_latency_ms": latency.get("latency_ms", latency),
+        "cpu_ms_per_frame": {name: cpu[name] for name in MEASURES}, "cores": cores,
+        # the frame rate at which decoding and scoring alone would keep every core busy
+        "cpu_ceiling_fps": 1000.0 * cores / (cpu["decode"] + cpu["score"]),
+        "monitor_cpu_use": medians["monitor"] * cpu["monitor"] / (1000.0 * cores),
     }
     if streams > 1:
         result["streams"] = {"count": streams, "realtime": realtime, "fps": medians["streams"],
@@ -194,6 +208,14 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:        # not on Linux
+        return os.cpu_count() or 1
 
 
 def cpu_model() -> str:
@@ -210,9 +232,14 @@ def cpu_model() -> str:
 def format_bench(result: dict) -> str:
     lines = [f"{result['frames']} frames, batch {result['batch']}, {result['device']}, {result['forward']}, "
              f"median of {result['rounds']} rounds",
-             f"{'path':10s} {'frames/s':>10s} {'monitor / path':>16s}"]
+             f"{'path':10s} {'frames/s':>10s} {'monitor / path':>16s} {'CPU ms/frame':>14s}"]
     for name in MEASURES:
-        lines.append(f"{name:10s} {result['fps'][name]:10.1f} {result['monitor_ratio'][name]:15.2f}x")
+        lines.append(f"{name:10s} {result['fps'][name]:10.1f} {result['monitor_ratio'][name]:15.2f}x "
+                     f"{result['cpu_ms_per_frame'][name]:14.2f}")
+    cpu = result["cpu_ms_per_frame"]
+    lines.append(f"CPU: decode + score measured apart {cpu['decode'] + cpu['score']:.2f} ms a frame "
+                 f"({result['cpu_ceiling_fps']:.1f} frames/s on {result['cores']} cores); the monitor "
+                 f"{cpu['monitor']:.2f} ms a frame, {100 * result['monitor_cpu_use']:.0f}% of the cores busy")
     streams = result.get("streams")
     if streams:
         how = "each at the clip's rate" if streams["realtime"] else "as fast as possible"

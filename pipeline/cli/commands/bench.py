@@ -2,7 +2,9 @@
 
 Paths measured (see pipeline/stream/bench.py): decode only, model forward, score stage (forward + NERO),
 a naive single-thread loop, and the monitor itself (`nero replay` with publishing and audit). Each is run
---rounds times, alternating, and reported as the median frames per second and as the monitor's ratio to it.
+--rounds times, alternating, and reported as the median frames per second, as the monitor's ratio to it,
+and as CPU milliseconds a frame (all threads): with them, how much of the machine's cores the monitor kept
+busy, i.e. whether it is bound by the CPU or waiting on something.
 
 example:
   nero bench --frames 500 --json bench.json

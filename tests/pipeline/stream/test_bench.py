@@ -22,6 +22,11 @@ def test_bench_measures_every_path(bundle, demo_frames, make_clip, tmp_path):
     assert all(result["fps"][name] > 0 for name in MEASURES)
     assert result["monitor_ratio"]["monitor"] == 1.0
     assert result["monitor_latency_ms"]["end_to_end"]["p50"] > 0
+    # CPU time of every path; the monitor decodes and scores, so it costs more CPU a frame than scoring alone
+    assert all(result["cpu_ms_per_frame"][name] > 0 for name in MEASURES)
+    assert result["cpu_ms_per_frame"]["monitor"] > result["cpu_ms_per_frame"]["score"]
+    assert 0 < result["monitor_cpu_use"] <= 1.05 and result["cpu_ceiling_fps"] > 0
+    assert "of the cores busy" in format_bench(result)
 
 
 def test_bench_runs_several_streams_and_reports_each(bundle, demo_frames, make_clip, tmp_path):
