@@ -13,8 +13,8 @@ the model, batches may mix streams), the reading of its outputs (detector, quali
 next, and everything that talks to the outside world in one more, so a slow disk or network never stalls the
 model. The network and the scoring are apart so that the scoring of one batch runs while the network computes
 the next: in one thread the second core sat idle while a batch was scored (1.9 ms a frame of the 2-core CPU's
-8.2, with preprocessing), and the monitor ran at 0.78x of the bare forward; apart, 0.86x (`nero bench` on the
-demo clip, docs/PERFORMANCE.md).
+8.2, with preprocessing), and the monitor ran at 0.78x of the bare forward; apart, 0.83-0.88x, with 95% of
+the cores busy (`nero bench` on the demo clip, docs/PERFORMANCE.md).
 
 Modes:
 - replay: lossless. Every frame is scored and published, in order. The frame queue blocks the decoder when
