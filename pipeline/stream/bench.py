@@ -229,6 +229,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+BOUND_BY_CPU = 0.9   # of the cores busy: above it, the monitor can only go faster with less work a frame
+
+
+def cpu_verdict(use: float) -> str:
+    """What the monitor's share of the cores says about where its time goes."""
+    if use >= BOUND_BY_CPU:
+        return ("the monitor is bound by the CPU: only less work a frame makes it faster (model.precision: "
+                "bfloat16 where the CPU has it, a smaller model, fewer pixels to decode, or a GPU)")
+    return (f"the monitor left {100 * (1 - use):.0f}% of the cores idle: it waited on something other than the "
+            "CPU (a slow disk or subscriber, a full queue); the per-stage latencies of `nero replay "
+            "--metrics-json` show where")
+
+
 def format_bench(result: dict) -> str:
     lines = [f"{result['frames']} frames, batch {result['batch']}, {result['device']}, {result['forward']}, "
              f"median of {result['rounds']} rounds",
@@ -240,6 +253,8 @@ def format_bench(result: dict) -> str:
     lines.append(f"CPU: decode + score measured apart {cpu['decode'] + cpu['score']:.2f} ms a frame "
                  f"({result['cpu_ceiling_fps']:.1f} frames/s on {result['cores']} cores); the monitor "
                  f"{cpu['monitor']:.2f} ms a frame, {100 * result['monitor_cpu_use']:.0f}% of the cores busy")
+    if result["device"].startswith(cpu_model()):     # on a GPU host the cores only feed the card
+        lines.append(cpu_verdict(result["monitor_cpu_use"]))
     streams = result.get("streams")
     if streams:
         how = "each at the clip's rate" if streams["realtime"] else "as fast as possible"

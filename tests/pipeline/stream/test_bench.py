@@ -4,7 +4,15 @@ import json
 
 from pipeline.cli import main
 from pipeline.media.video import open_source
-from pipeline.stream.bench import MEASURES, cpu_model, decoded_frames, format_bench, run_bench, trimmed_clip
+from pipeline.stream.bench import (
+    MEASURES,
+    cpu_model,
+    cpu_verdict,
+    decoded_frames,
+    format_bench,
+    run_bench,
+    trimmed_clip,
+)
 
 
 def test_trimmed_clip_keeps_the_first_frames(demo_frames, make_clip, tmp_path):
@@ -27,6 +35,11 @@ def test_bench_measures_every_path(bundle, demo_frames, make_clip, tmp_path):
     assert result["cpu_ms_per_frame"]["monitor"] > result["cpu_ms_per_frame"]["score"]
     assert 0 < result["monitor_cpu_use"] <= 1.05 and result["cpu_ceiling_fps"] > 0
     assert "of the cores busy" in format_bench(result)
+
+
+def test_the_cpu_verdict_tells_a_busy_monitor_from_one_that_waits():
+    assert "bound by the CPU" in cpu_verdict(0.95)
+    assert "left 40% of the cores idle" in cpu_verdict(0.6)
 
 
 def test_bench_runs_several_streams_and_reports_each(bundle, demo_frames, make_clip, tmp_path):
