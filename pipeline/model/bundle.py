@@ -67,7 +67,8 @@ class Bundle:
     alert_threshold: float | None = None   # the operating point for alert.false_alarms_per_hour, if calibrated
     forward: Forward | None = None        # where the forward pass runs (model.backend); None: the classifier
     _mosaic: np.ndarray | None = field(default=None, repr=False)   # the bank's thumbnails, read when first needed
-    _warmed_up_to: int = field(default=0, repr=False)              # the largest batch warm_up has run
+    _warmed_up_to: dict[tuple[int, int] | None, int] = field(default_factory=dict, repr=False)   # per frame
+    # shape, the largest batch warm_up has run
 
     def alert_rule(self, alert: AlertConfig) -> AlertRule:
         """A fresh alert rule for one stream: the configured hysteresis over the calibrated alert threshold
@@ -121,21 +122,24 @@ class Bundle:
             terms.score = split.score
         return terms, split
 
-    def warm_up(self, max_batch: int) -> None:
+    def warm_up(self, max_batch: int, frame_shape: tuple[int, int] | None = None) -> None:
         """On a GPU, score frames of random pixels once at every batch size the forward will meet (powers of two
         up to `max_batch`), so that what it builds on first use (a CUDA graph per size, each checked on these
-        frames; cuDNN's choice of kernels) is not paid by a stream's first frames. Once per bundle: a bench
-        that runs the monitor round after round times it only the first time, before its rounds. The CPU's
-        backends build nothing per batch size."""
-        if self.device.type != "cuda" or max_batch <= self._warmed_up_to:
+        frames; cuDNN's choice of kernels) is not paid by a stream's first frames. With `frame_shape` (the
+        streams' height and width) the frames are YUV planes of that size, as a GPU model's sources deliver
+        them, so the colour conversion and the resize from that size run too: CUDA loads a kernel when it is
+        first launched, and the resize's weights are computed once per size. Once per bundle and shape: a
+        bench that runs the monitor round after round times it only the first time, before its rounds. The
+        CPU's backends build nothing per batch size."""
+        if self.device.type != "cuda" or max_batch <= self._warmed_up_to.get(frame_shape, 0):
             return
         count = 1
         while True:
-            self._score_random(min(count, max_batch))
+            self.infer(random_frames(min(count, max_batch), self.preprocess.size, self.device, frame_shape))
             if count >= max_batch:
                 break
             count *= 2
-        self._warmed_up_to = max_batch
+        self._warmed_up_to[frame_shape] = max_batch
 
     def warm_up_thread(self) -> None:
         """On a GPU, score one frame of random pixels in the calling thread. torch gives each thread its own
@@ -144,13 +148,7 @@ class Bundle:
         run's score stage stalled once, early (inference maximum 79-213 ms against a median of 3.5-16 ms); this
         is meant to move that cost before the first frame. Not yet measured on a GPU."""
         if self.device.type == "cuda":
-            self._score_random(1)
-
-    def _score_random(self, count: int) -> None:
-        side = self.preprocess.size
-        pixels = torch.Generator(device=self.device).manual_seed(0)
-        self.infer(torch.randint(0, 256, (count, side, side, 3), generator=pixels, dtype=torch.uint8,
-                                 device=self.device))
+            self.infer(random_frames(1, self.preprocess.size, self.device))
 
     def thumbnail(self, row: int) -> np.ndarray | None:
         """The stored thumbnail of relevance-kNN bank row `row` (RGB), or None if the artifact has none."""
@@ -160,6 +158,21 @@ class Bundle:
         if self._mosaic is None:
             self._mosaic = read_rgb(self.artifact.path / settings["file"])
         return mosaic_tile(self._mosaic, row, settings["side"])
+
+
+def random_frames(count: int, side: int, device: torch.device,
+                  frame_shape: tuple[int, int] | None = None) -> torch.Tensor | list[YuvImage]:
+    """`count` frames of random pixels for warming up: side x side RGB (the model's input size, nothing to
+    resize), or YUV 4:2:0 planes of `frame_shape` (height, width), as the GPU path's sources deliver them."""
+    pixels = torch.Generator(device=device).manual_seed(0)
+
+    def plane(*shape: int) -> torch.Tensor:
+        return torch.randint(0, 256, shape, generator=pixels, dtype=torch.uint8, device=device)
+
+    if frame_shape is None:
+        return plane(count, side, side, 3)
+    height, width = frame_shape
+    return [YuvImage(plane(height, width), plane(2, (height + 1) // 2, (width + 1) // 2)) for _ in range(count)]
 
 
 def operating_point(settings: dict, alert: AlertConfig, artifact: Path) -> float | None:

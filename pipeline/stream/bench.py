@@ -160,7 +160,7 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
             "score": lambda: time_batches(scored, images, batch),
             "naive": lambda: time_naive(bundle, clip),
         }
-        bundle.warm_up(batch)
+        bundle.warm_up(batch, images[0].shape[:2])
         time_batches(scored, images[:batch], batch)         # warm-up: lazy initialisation, allocator
         measures = (*MEASURES, "streams") if streams > 1 else MEASURES
         fps: dict[str, list[float]] = {name: [] for name in measures}

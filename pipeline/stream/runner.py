@@ -282,7 +282,8 @@ class Runner:
             if not self._stopping.is_set():   # else stopped while waiting for subscribers: nothing to run
                 if graph.explain is not None:  # first: the process takes seconds to load the model
                     graph.explain.start()
-                self.bundle.warm_up(self.settings.stream.max_batch)
+                for shape in self._opened_shapes():
+                    self.bundle.warm_up(self.settings.stream.max_batch, shape)
                 if graph.preview is not None:
                     graph.preview.start()
                 for thread in graph.workers:
@@ -319,6 +320,16 @@ class Runner:
             errors=self.errors, unsent=self.unsent, metrics=self.metrics.summary(),
             explain=asdict(graph.explain.stats) if graph.explain is not None else None,
             ignored_subscriptions=self.publisher.ignored_subscriptions)
+
+    def _opened_shapes(self) -> set[tuple[int, int] | None]:
+        """The frame sizes (height, width) of the sources opened up front, or {None}: a live source opens in its
+        own thread, so its size is not known before its first frame."""
+        shapes = set()
+        for spec in self.streams:
+            info = spec.opened.info if spec.opened is not None else {}
+            if info.get("height", 0) > 0 and info.get("width", 0) > 0:
+                shapes.add((info["height"], info["width"]))
+        return shapes or {None}
 
     # -- threads ---------------------------------------------------------------------------------------------
 
