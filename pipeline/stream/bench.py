@@ -207,7 +207,7 @@ def describe_device(device: torch.device) -> str:
     without it."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    return f"{cpu_model()}, {usable_cores()} cores, {torch.get_num_threads()} threads"
 
 
 def usable_cores() -> int:
