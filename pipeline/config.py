@@ -31,7 +31,7 @@ from pipeline.errors import UserError
 # check configs before anything heavy loads; tests/pipeline/test_config.py keeps the two lists equal).
 MODEL_BACKENDS = ("auto", "torch", "openvino")
 MODEL_PRECISIONS = ("float32", "bfloat16")    # pipeline/model/backend.py
-LIVE_DETECTORS = ("nero", "relevance-knn", "relevance-mahalanobis", "relevance-ensemble")
+LIVE_DETECTORS = ("nero", "relevance-knn", "relevance-mahalanobis", "relevance-ensemble", "relevance-patch")
 SMOOTHING_KINDS = ("none", "mean", "median")  # pipeline/ood/alert.py
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -145,7 +145,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     artifact: str = "../centroids/default"
     device: str = "auto"
-    detector: str = "relevance-knn"
+    detector: str = "relevance-patch"
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     alert: AlertConfig = field(default_factory=AlertConfig)

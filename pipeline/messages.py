@@ -2,15 +2,15 @@
 
 Three kinds, told apart by the `type` field and the topic (subscribers filter by topic prefix):
 
-- `alert.<stream>`, type "frame": one per scored frame.
-  v, type, stream, seq (per stream, +1 per message, from 0), frame (index in the source since it was opened),
-  pts (s), t_capture, t_publish (unix s), pred, prob, detector (the score's name: relevance-ensemble,
-  relevance-knn, relevance-mahalanobis or nero), score, threshold (of that detector), alert_threshold (what
-  the temporal rule counts frames over: the operating point), ood (unusable input, or score > threshold),
-  reason (why ood: "score" or "quality:dark|bright|uniform|noise|blur"; null when in distribution), alert
-  (after the temporal rule), explain (of that score: its top neurons and, for the relevance detectors, its
-  parts and the nearest training window; for NERO the nearest centroid and the score's terms;
-  docs/EXPLAIN.md). A number that is not finite is sent as null (a NaN score counts as ood).
+- `alert.<stream>`, type "frame": one per scored frame. v, type, stream, seq (per stream, +1 per message, from
+  0), frame (index in the source since it was opened), pts (s), t_capture, t_publish (unix s), pred, prob,
+  detector (the score's name: relevance-patch, relevance-ensemble, relevance-knn, relevance-mahalanobis or
+  nero), score, threshold (of that detector), alert_threshold (what the temporal rule counts frames over: the
+  operating point), ood (unusable input, or score > threshold), reason (why ood: "score" or
+  "quality:dark|bright|uniform|noise|blur"; null when in distribution), alert (after the temporal rule),
+  explain (of that score: its top neurons and, for the relevance detectors, its parts, the nearest training
+  window and, for relevance-patch, the patches farthest out; for NERO the nearest centroid and the score's
+  terms; docs/EXPLAIN.md). A number that is not finite is sent as null (a NaN score counts as ood).
 - `event.<stream>`, type "event": event = start | stop | error | reconnecting | alert_on | alert_off |
   realtime (live and --realtime: the monitor fell behind its sources, or caught up), with t,
   last_seq (seq of the stream's latest frame message, -1 before the first) and details per event.
@@ -43,6 +43,7 @@ SCHEMA_VERSION = 1
 HEARTBEAT_TOPIC = "heartbeat"
 HUB_TOPIC = "hub"
 TOP_NEURONS = 5   # deviating neurons a frame's `explain` field lists
+TOP_PATCHES = 3   # and the patches farthest out (relevance-patch)
 
 
 class _ExplanationNeurons(TypedDict):
@@ -53,7 +54,9 @@ class Explanation(_ExplanationNeurons, total=False):
     """Why the frame scored as it did (pipeline/explain/field.py, docs/EXPLAIN.md); which keys depend on the
     detector: relevance detectors give parts and the nearest training window, NERO its terms."""
 
-    parts: dict[str, float | None]   # relevance-ensemble: its calibrated parts
+    parts: dict[str, float | None]   # relevance-ensemble, relevance-patch: its calibrated parts
+    patches: list[list[float | None]]   # relevance-patch: [patch index on the 7 x 7 grid (row by row from the
+    # top left), its share of the patch part] for the TOP_PATCHES patches farthest from in-distribution ones
     nearest: str                     # relevance: the nearest window's class; NERO: the nearest centroid's
     window: str                      # the nearest training window's id ("bank/..." when unlabelled)
     window_row: int                  # its row in the artifact's bank (and thumbnail mosaic)
@@ -74,7 +77,7 @@ class FrameMessage(TypedDict):
     t_publish: float         # unix s
     pred: str
     prob: float | None
-    detector: str            # which score: relevance-knn, relevance-ensemble, relevance-mahalanobis or nero
+    detector: str            # which score: relevance-patch, relevance-knn, relevance-ensemble, ... or nero
     score: float | None      # null: not finite (counts as ood)
     threshold: float | None  # the detector's per-frame threshold: ood = score > threshold
     alert_threshold: float | None   # what the temporal rule counts frames over (the operating point)

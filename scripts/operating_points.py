@@ -69,9 +69,9 @@ def video_outcome(scores: np.ndarray, threshold: float, alert_threshold: float, 
 def grid(bundle, config, train: Path, val: Path, calibration_video: Path) -> None:
     """relevance-kNN settings judged at the operating point of 1 false alarm per hour."""
     train_paths, labels, _ = image_folder(train)
-    train_features, _ = extract_features(bundle.classifier, bundle.preprocess, train_paths)
+    train_features = extract_features(bundle.classifier, bundle.preprocess, train_paths)[0]
     outliers = synthetic_features(bundle, image_folder(val)[0])
-    video, _ = extract_video_features(bundle.classifier, bundle.preprocess, calibration_video)
+    video = extract_video_features(bundle.classifier, bundle.preprocess, calibration_video)[0]
     fps = video_info(calibration_video)["fps"] or 25.0
     weight, bias = bundle.scorer.weight, bundle.scorer.bias
     data = FitData(train_features, train_features @ weight.T + bias, torch.tensor(labels), weight, bias)
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     synthetic = live_scores(bundle.scorer.terms(features), features, bundle.relevance_detector)
     video, truth, fps = None, None, 25.0
     if args.video is not None:
-        features, _ = extract_video_features(bundle.classifier, bundle.preprocess, args.video)
+        features = extract_video_features(bundle.classifier, bundle.preprocess, args.video)[0]
         video = live_scores(bundle.scorer.terms(features), features, bundle.relevance_detector)
         truth, fps = Truth.read(truth_path(args.video)), video_info(args.video)["fps"] or 25.0
     detectors = bundle.artifact.manifest["detectors"]

@@ -50,7 +50,7 @@ def detector_scores(bundle: Bundle, paths: list[Path],
                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
     """The configured detector's score of each image, optionally through a synthetic-outlier transform."""
     forward = bundle.forward if transform is None else Transformed(bundle.forward, transform)
-    features, _ = extract_features(forward, bundle.preprocess, paths, batch_size=16, device=bundle.device)
+    features = extract_features(forward, bundle.preprocess, paths, batch_size=16, device=bundle.device)[0]
     with torch.inference_mode():
         return bundle.score_features(features)[0].score.double().numpy()
 

@@ -70,10 +70,10 @@ class MidLevel(torch.nn.Module):
             classifier.backbone.model.blocks[block].register_forward_hook(
                 lambda _module, _inputs, out: self.statistics.append(torch.cat([out.mean((2, 3)), out.std((2, 3))], 1)))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self.statistics.clear()
-        features, logits = self.classifier(x)
-        return torch.cat([features, *self.statistics], 1), logits
+        features, logits, patches = self.classifier(x)
+        return torch.cat([features, *self.statistics], 1), logits, patches
 
 
 def colour_statistics(rgb: np.ndarray) -> np.ndarray:

@@ -23,6 +23,9 @@ from pipeline.model.features import extract_features, extract_video_features
 from pipeline.model.preprocess import Preprocess
 from pipeline.ood.detectors import InputDetector
 
+OUTPUTS = ("features", "logits", "patches")   # what a cached file holds per image (caches written before
+# the patch features were named otherwise, so they are not read)
+
 
 class Transformed(torch.nn.Module):
     """The classifier seen through an input transform (for the synthetic validation outliers)."""
@@ -33,12 +36,13 @@ class Transformed(torch.nn.Module):
         self.classifier = classifier
         self.transform = transform
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.classifier(self.transform(x))
 
 
 class FeatureCache:
-    """Per-model, per-image-set cache of features, logits and input-detector scores (safetensors files)."""
+    """Per-model, per-image-set cache of features, logits, patch features (float16) and input-detector scores
+    (safetensors files)."""
 
     def __init__(self, directory: Path, classifier: FeatureClassifier, preprocess: Preprocess, model_key: str,
                  device: torch.device | str, batch_size: int = 32) -> None:
@@ -67,29 +71,28 @@ class FeatureCache:
         return tensors
 
     def features(self, image_set: ImageSet, transform: str | None = None) -> tuple[torch.Tensor, ...]:
-        """(features N x D, logits N x C) of a set, optionally through one of OUTLIER_TRANSFORMS."""
+        """(features N x D, logits N x C, patch features N x P x C') of a set, optionally through one of
+        OUTLIER_TRANSFORMS."""
         model, label = self.classifier, image_set.name
         if transform is not None:
             model, label = Transformed(self.classifier, OUTLIER_TRANSFORMS[transform]), f"{label}.{transform}"
 
         def compute() -> dict[str, torch.Tensor]:
-            features, logits = extract_features(model, self.preprocess, image_set.paths, self.batch_size,
-                                                self.device, desc=label)
-            return {"features": features, "logits": logits}
+            return dict(zip(OUTPUTS, extract_features(model, self.preprocess, image_set.paths, self.batch_size,
+                                                      self.device, desc=label), strict=True))
 
-        tensors = self._cached(f"features{'.' + transform if transform else ''}", image_set.paths, compute)
-        return tensors["features"], tensors["logits"]
+        tensors = self._cached(f"outputs{'.' + transform if transform else ''}", image_set.paths, compute)
+        return tuple(tensors[name] for name in OUTPUTS)
 
     def video_features(self, clip: Path) -> tuple[torch.Tensor, ...]:
-        """(features, logits) of every decoded frame of a video file, in order."""
+        """(features, logits, patch features) of every decoded frame of a video file, in order."""
 
         def compute() -> dict[str, torch.Tensor]:
-            features, logits = extract_video_features(self.classifier, self.preprocess, clip, self.batch_size,
-                                                      self.device)
-            return {"features": features, "logits": logits}
+            return dict(zip(OUTPUTS, extract_video_features(self.classifier, self.preprocess, clip,
+                                                            self.batch_size, self.device), strict=True))
 
-        tensors = self._cached("video", [clip], compute)
-        return tensors["features"], tensors["logits"]
+        tensors = self._cached("video-outputs", [clip], compute)
+        return tuple(tensors[name] for name in OUTPUTS)
 
     def input_scores(self, detector: InputDetector, image_set: ImageSet) -> torch.Tensor:
         """An input-gradient detector's scores of a set, batch by batch through the classifier."""

@@ -41,10 +41,12 @@ class LiveDetector(Detector):
         self.bundle = bundle
 
     def score(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        features = features.to(self.bundle.device)
-        terms = self.bundle.scorer.terms(features)
-        found = self.bundle.relevance_detector
-        return terms.score if found is None else found.score_relevance(terms.relevance, features).score
+        raise TypeError("the live detector scores the model's outputs with its patch features: score_outputs")
+
+    def score_outputs(self, features: torch.Tensor, logits: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        """The monitor's own score of these rows (`Bundle.score_features`)."""
+        device = self.bundle.device
+        return self.bundle.score_features(features.to(device), patches.to(device))[0].score
 
     def params(self) -> dict[str, object]:
         settings = detector_settings(self.bundle.artifact.manifest, self.bundle.detector, self.bundle.artifact.path)
@@ -67,11 +69,18 @@ class Evaluation:
 
 
 def _score(detector: AnyDetector, cache: FeatureCache, image_set: ImageSet,
-           features: dict[str, tuple[torch.Tensor, torch.Tensor]], device: torch.device | str) -> np.ndarray:
+           features: dict[str, tuple[torch.Tensor, ...]], device: torch.device | str) -> np.ndarray:
     if isinstance(detector, InputDetector):
         return cache.input_scores(detector, image_set).numpy()
-    feats, logits = features[image_set.name]
-    return detector.score(feats.to(device), logits.to(device)).double().cpu().numpy()
+    return _frame_scores(detector, features[image_set.name], device)
+
+
+def _frame_scores(detector: Detector, outputs: tuple[torch.Tensor, ...], device: torch.device | str) -> np.ndarray:
+    """A feature-space detector's scores of cached (features, logits, patch features)."""
+    features, logits, patches = (t.to(device) for t in outputs)
+    if isinstance(detector, LiveDetector):
+        return detector.score_outputs(features, logits, patches).double().cpu().numpy()
+    return detector.score(features, logits).double().cpu().numpy()
 
 
 def evaluate(
@@ -94,13 +103,13 @@ def evaluate(
     names = [s.name for s in test_sets]
     if len(set(names)) != len(names) or ALL in names:
         raise UserError(f"test sets need distinct names other than {ALL!r}; got {names}")
-    train_features, train_logits = cache.features(id_train)
+    train_features, train_logits, _ = cache.features(id_train)
     features = {s.name: cache.features(s) for s in test_sets}
     train = FitData(train_features.to(device), train_logits.to(device),
                     torch.tensor(id_train.labels, device=device),
                     head.weight.detach().float().to(device), head.bias.detach().float().to(device))
     train.validation, validation_info = build_validation(cache, train, id_train, id_val, val_fraction, seed)
-    video_features = [t.to(device) for t in cache.video_features(video.clip)] if video is not None else None
+    video_outputs = cache.video_features(video.clip) if video is not None else None
 
     evaluation = Evaluation(id_test.name, {}, {}, video=video)
     for name in tqdm(detectors, desc="detectors", unit="detector", disable=None):
@@ -115,7 +124,7 @@ def evaluate(
             if name != LIVE:
                 info["validation_auroc"] = round(_validation_auroc(name, arch, detector, train.validation), 2)
             if video is not None:
-                frame_scores = detector.score(*video_features).double().cpu().numpy()
+                frame_scores = _frame_scores(detector, video_outputs, device)
                 if name == LIVE:   # the monitor's own thresholds, operating point included
                     video.add(name, frame_scores, live.threshold, live.alert_threshold)
                 else:

@@ -42,8 +42,8 @@ def build_validation(cache: FeatureCache, train: FitData, train_set: ImageSet, i
         inlier_set, fit_on = id_val, train.subset(torch.arange(len(train.labels), device=train.labels.device))
         source = f"{len(id_val.paths)} images of {id_val.name}"
     device = train.features.device
-    inliers = tuple(t.to(device) for t in cache.features(inlier_set))
-    transformed = [cache.features(inlier_set, name) for name in OUTLIER_TRANSFORMS]
+    inliers = tuple(t.to(device) for t in cache.features(inlier_set)[:2])     # features, logits
+    transformed = [cache.features(inlier_set, name)[:2] for name in OUTLIER_TRANSFORMS]
     outliers = tuple(torch.cat(parts).to(device) for parts in zip(*transformed, strict=True))
     described = {"inliers": source, "outliers": f"{' + '.join(OUTLIER_TRANSFORMS)} copies of the inliers",
                  "fit_rows": len(fit_on.labels)}

@@ -1,9 +1,11 @@
 """Why a frame scored as it did, cheap enough for every frame: the `explain` field of each alert. It explains
 the score the monitor alerts on (the bundle's `detector`), not another one.
 
-- A relevance detector (relevance-ensemble, -knn, -mahalanobis): the neurons with the largest share of the
-  score (the shares of all D neurons add up to it), the calibrated parts of a combined score, and the
-  nearest training window (its name and class), whose thumbnail `nero explain` and the report show.
+- A relevance detector (relevance-patch, -ensemble, -knn, -mahalanobis): the neurons with the largest share
+  of the score (the shares of all D neurons add up to it; for relevance-patch to its relevance part), the
+  calibrated parts of a combined score, the nearest training window (its name and class), whose thumbnail
+  `nero explain` and the report show, and for relevance-patch the patches of the 7 x 7 grid farthest from
+  in-distribution patches (where in the frame the patch evidence lies).
 - NERO: the class whose centroid is nearest, the score split into its terms
   (score = (distance + lambda*|R_b|) * rho), and the few neurons whose relevance deviates most from that
   class's mean relevance (in neuron space, not PCA space, so the indices are real feature channels).
@@ -15,7 +17,7 @@ import math
 
 import torch
 
-from pipeline.messages import TOP_NEURONS
+from pipeline.messages import TOP_NEURONS, TOP_PATCHES
 from pipeline.model.bundle import Bundle, Inference
 from pipeline.ood.detectors.base import RelevanceScore
 from pipeline.ood.nero import NeroScorer, NeroTerms
@@ -52,6 +54,7 @@ def explain_relevance(found: RelevanceScore, bundle: Bundle, top: int = TOP_NEUR
     table = torch.cat([torch.stack([*columns, nearest.float()], dim=1), largest.float(),
                        found.neurons.gather(1, largest).float()], dim=1).cpu().tolist()
     detector = bundle.relevance_detector
+    farthest = iter(_farthest_patches(found.patches) if found.patches is not None else [])
     explanations = []
     for row in table:
         parts, nearest_row = row[1:len(columns)], int(row[len(columns)])
@@ -59,6 +62,8 @@ def explain_relevance(found: RelevanceScore, bundle: Bundle, top: int = TOP_NEUR
         explanation: dict = {"neurons": [[int(n), _number(v, 6)] for n, v in zip(neurons, values, strict=True)]}
         if found.parts:
             explanation["parts"] = {name: _number(v, 6) for name, v in zip(found.parts, parts, strict=True)}
+        if found.patches is not None:
+            explanation["patches"] = next(farthest)
         window = detector.window(nearest_row) if nearest_row >= 0 else None
         if window is not None:
             explanation["nearest"] = bundle.class_names[window[1]]
@@ -66,6 +71,13 @@ def explain_relevance(found: RelevanceScore, bundle: Bundle, top: int = TOP_NEUR
             explanation["window_row"] = nearest_row
         explanations.append(explanation)
     return explanations
+
+
+def _farthest_patches(patches: torch.Tensor) -> list[list[list[float | None]]]:
+    """Per frame, [[patch index, share], ...] for the TOP_PATCHES largest shares, in one copy to the host."""
+    shares, indices = torch.topk(patches.float(), min(TOP_PATCHES, patches.shape[1]), dim=1)
+    return [[[int(i), _number(v, 6)] for i, v in zip(row_indices, row_shares, strict=True)]
+            for row_indices, row_shares in zip(indices.cpu().tolist(), shares.cpu().tolist(), strict=True)]
 
 
 def window_class(explanation: dict) -> str:

@@ -4,7 +4,9 @@
 - neurons.png: which neurons carry the alerting score (for NERO: the frame's neuron relevance against the
   nearest class centroid), top neurons marked;
 - score.png: the alerting score split into its parts, against its threshold;
-- neighbour.png (relevance detectors): the frame beside the nearest training window.
+- neighbour.png (relevance detectors): the frame beside the nearest training window;
+- patches.png (relevance-patch): the frame with its 7 x 7 patches coloured by their distance to the nearest
+  in-distribution patch (where the patch evidence lies).
 Every figure names the score it shows and the threshold it is compared with.
 
 Matplotlib's object API only (no pyplot state), so figures can be drawn from any thread.
@@ -55,6 +57,8 @@ class RelevanceFacts:
     window: str | None                      # the nearest training window's name, its class and thumbnail
     window_class: str | None
     window_thumbnail: np.ndarray | None
+    combined_by: str = "mean"               # how the parts make the score: "mean" or "max"
+    patches: np.ndarray | None = None       # P: each patch's share of the patch part (relevance-patch)
 
 
 @dataclass
@@ -90,7 +94,9 @@ class FrameFacts:
                 shares=split.neurons[index].cpu().numpy(),
                 parts={name: float(part[index]) for name, part in split.parts.items()},
                 window=explanation.get("window"), window_class=window_class(explanation),
-                window_thumbnail=bundle.thumbnail(row) if row is not None else None)
+                window_thumbnail=bundle.thumbnail(row) if row is not None else None,
+                combined_by=getattr(bundle.relevance_detector, "combined_by", "mean"),
+                patches=None if split.patches is None else split.patches[index].float().cpu().numpy())
         return cls(pred=bundle.class_names[pred], prob=float(probs[index, pred]),
                    score=float(terms.score[index]), threshold=bundle.threshold, detector=bundle.detector,
                    top=[int(n) for n, _ in explanation["neurons"]], nero=nero, relevance=relevance)
@@ -203,7 +209,14 @@ def score_figure(facts: FrameFacts) -> Figure:
     """The alerting score as a bar split into its parts, against its threshold; NERO's terms when it is NERO."""
     figure = Figure(figsize=(11, 3.4), dpi=110, layout="constrained")
     axis = figure.subplots()
-    if facts.relevance is not None and facts.relevance.parts:
+    if facts.relevance is not None and facts.relevance.combined_by == "max":
+        parts = facts.relevance.parts
+        for row, ((name, value), colour) in enumerate(zip(parts.items(), PART_COLOURS, strict=False)):
+            axis.barh([0.25 - 0.5 * row], [value], height=0.4, color=colour, label=f"{name} / its scale = {value:.3g}")
+        formula = ", ".join(f"{name} {value:.3g}" for name, value in parts.items())
+        title = (f"{facts.detector} score = the larger of its parts, each over its in-distribution scale\n"
+                 f"max({formula}) = {facts.score:.3g}")
+    elif facts.relevance is not None and facts.relevance.parts:
         parts = facts.relevance.parts
         left = 0.0
         for (name, value), colour in zip(parts.items(), PART_COLOURS, strict=False):
@@ -251,6 +264,30 @@ def neighbour_figure(frame: np.ndarray, facts: FrameFacts) -> Figure | None:
     return figure
 
 
+def patch_figure(frame: np.ndarray, facts: FrameFacts) -> Figure | None:
+    """The frame with each patch of the 7 x 7 grid coloured by its share of the patch part (relevance-patch)."""
+    relevance = facts.relevance
+    if relevance is None or relevance.patches is None:
+        return None
+    side = math.isqrt(len(relevance.patches))
+    grid = relevance.patches.reshape(side, side) * len(relevance.patches)   # each patch's distance / the scale
+    figure = Figure(figsize=(5.6, 4.6), dpi=110, layout="constrained")
+    axis = figure.subplots()
+    height, width = frame.shape[:2]
+    axis.imshow(frame)
+    shown = axis.imshow(grid, cmap="magma", alpha=0.55, extent=(0, width, height, 0), interpolation="nearest",
+                        vmin=0, vmax=max(2.0, float(grid.max())))
+    axis.set_axis_off()
+    colourbar = figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
+    colourbar.set_label("distance to the nearest in-distribution patch / its scale (1: typical)")
+    patch_part = relevance.parts.get("patch-knn", float("nan"))
+    axis.set_title(f"patch evidence: the mean over the {len(relevance.patches)} patches is {patch_part:.3g}",
+                   fontsize=9)
+    figure.suptitle(f"{facts.detector} {facts.score:.3g} vs threshold {facts.threshold:.3g}: {facts.verdict}",
+                    fontsize=11, fontweight="bold")
+    return figure
+
+
 def save_png(figure: Figure, path: Path) -> Path:
     FigureCanvasAgg(figure)
     figure.savefig(path, format="png")
@@ -262,6 +299,7 @@ def write_figures(out_dir: Path, stem: str, frame: np.ndarray, heatmap: Heatmap,
     """heatmap, neurons and score PNGs for one frame, named STEM_heatmap.png etc."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = {"heatmap": heatmap_figure(frame, heatmap, facts), "neurons": neuron_figure(facts),
-               "score": score_figure(facts), "neighbour": neighbour_figure(frame, facts)}
+               "score": score_figure(facts), "neighbour": neighbour_figure(frame, facts),
+               "patches": patch_figure(frame, facts)}
     return [save_png(figure, out_dir / f"{stem}_{name}.png") for name, figure in figures.items()
             if figure is not None]

@@ -61,7 +61,7 @@ class HeatmapExplainer:
         handle = self.classifier.head.register_forward_pre_hook(keep_feature_relevance)
         try:
             with torch.enable_grad(), self.composite.context(self.classifier) as model:
-                _, logits = model(inputs)
+                _, logits, _ = model(inputs)
                 probs = torch.softmax(logits.detach(), dim=1)
                 (pixels,) = torch.autograd.grad(logits, inputs, grad_outputs=probs)
         finally:

@@ -4,8 +4,8 @@ OpenVINO on the CPU (config `model.backend`).
 OpenVINO runs the same network, converted from the configured torch model (`torch.export`, then
 `openvino.convert_model`, batch dimension dynamic) and cached on disk, keyed by the weights' SHA-256, the
 architecture, the input size and the OpenVINO version, so a model is converted once (~13 s) and never
-served stale. It returns features and logits in one call, like `FeatureClassifier`, as torch tensors copied
-out of the request's buffers (which the next call reuses; ~5 kB a frame).
+served stale. It returns features, logits and patch features in one call, like `FeatureClassifier`, as torch
+tensors copied out of the request's buffers (which the next call reuses; ~43 kB a frame).
 Precision is pinned to f32: OpenVINO may otherwise pick bf16 on CPUs that have it, which changes scores.
 
 Two compiled copies: one stream of all the threads for a single frame (a live stream's batches; 3.7 ms a
@@ -50,7 +50,8 @@ from pipeline.ood.operating_point import SCORE_TOLERANCE
 
 log = logging.getLogger(__name__)
 
-Forward = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]   # features, logits, patch features
+Forward = Callable[[torch.Tensor], Outputs]
 MAX_GRAPH_BATCH = 64   # larger batches run the plain forward: a graph per size would hold their activations
 
 
@@ -71,7 +72,8 @@ class OpenVinoForward:
             raise UserError("config key 'model.backend' is openvino but OpenVINO is not installed: "
                             "pip install openvino (or set model.backend: torch)") from None
         version = ov.__version__.split("-")[0]
-        path = cache_folder() / "openvino" / f"{arch}-{size}-{weights_sha256[:16]}-{version}.xml"
+        # "p": the model with its patch output; a cached copy from before it had two outputs only
+        path = cache_folder() / "openvino" / f"{arch}-{size}-{weights_sha256[:16]}-{version}-p.xml"
         core = ov.Core()
         if path.is_file():
             model = core.read_model(path)
@@ -115,7 +117,7 @@ class OpenVinoForward:
             batched = core.compile_model(model, "CPU", {**settings, "NUM_STREAMS": threads})
             self.requests = [batched.create_infer_request() for _ in range(threads)]
 
-    def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, inputs: torch.Tensor) -> Outputs:
         """One frame on the all-threads request; a batch split across the one-thread streams, run at once."""
         array = inputs.permute(0, 2, 3, 1).contiguous().numpy()   # NHWC: a view of channels-last frames
         if len(array) == 1 or len(self.requests) == 1:
@@ -127,13 +129,13 @@ class OpenVinoForward:
             request.start_async([chunk])
         for request in running:
             request.wait()
-        features, logits = zip(*map(self._outputs, running), strict=True)
-        return torch.cat(features), torch.cat(logits)
+        features, logits, patches = zip(*map(self._outputs, running), strict=True)
+        return torch.cat(features), torch.cat(logits), torch.cat(patches)
 
     @staticmethod
-    def _outputs(request) -> tuple[torch.Tensor, torch.Tensor]:
-        features, logits = (torch.from_numpy(request.get_output_tensor(i).data.copy()) for i in range(2))
-        return features, logits
+    def _outputs(request) -> Outputs:
+        features, logits, patches = (torch.from_numpy(request.get_output_tensor(i).data.copy()) for i in range(3))
+        return features, logits, patches
 
 
 class AutocastForward:
@@ -147,11 +149,12 @@ class AutocastForward:
         self.precision = str(dtype).removeprefix("torch.")
         self.description = f"torch {self.precision} (autocast, channels-last)"
 
-    def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, inputs: torch.Tensor) -> Outputs:
         # No weight cache: a CUDA graph must not capture casts that autocast would skip on later calls.
         with torch.autocast(self.device_type, dtype=self.dtype, cache_enabled=False):
-            features, logits = self.classifier(inputs.contiguous(memory_format=torch.channels_last))
-        return features.float(), logits.float()
+            outputs = self.classifier(inputs.contiguous(memory_format=torch.channels_last))
+        features, logits, patches = (output.float() for output in outputs)
+        return features, logits, patches
 
 
 class CudaGraphForward:
@@ -165,25 +168,26 @@ class CudaGraphForward:
 
     def __init__(self, forward: Forward) -> None:
         self.forward = forward
-        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, Outputs]] = {}
         self.refused: set[int] = set()
         self.precision = forward_precision(forward)
         self.description = f"{describe_forward(forward)}, CUDA graphs"
 
     @torch.inference_mode()
-    def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, inputs: torch.Tensor) -> Outputs:
         count = len(inputs)
         size = 1 << (count - 1).bit_length()
         if size > MAX_GRAPH_BATCH or size in self.refused:
             return self.forward(inputs)
         if size not in self.graphs:
             return self._capture(size, inputs)
-        graph, static_inputs, (features, logits) = self.graphs[size]
+        graph, static_inputs, outputs = self.graphs[size]
         static_inputs[:count].copy_(inputs)
         graph.replay()
-        return features[:count].clone(), logits[:count].clone()
+        features, logits, patches = (output[:count].clone() for output in outputs)
+        return features, logits, patches
 
-    def _capture(self, size: int, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _capture(self, size: int, inputs: torch.Tensor) -> Outputs:
         """Capture the graph for `size` and return the plain forward's outputs for `inputs`."""
         count = len(inputs)
         static_inputs = torch.zeros((size, *inputs.shape[1:]), dtype=inputs.dtype, device=inputs.device)
@@ -214,7 +218,8 @@ class CudaGraphForward:
             self.refused.add(size)
         else:
             self.graphs[size] = (graph, static_inputs, outputs)
-        return expected[0][:count].clone(), expected[1][:count].clone()
+        features, logits, patches = (output[:count].clone() for output in expected)
+        return features, logits, patches
 
 
 def describe_forward(forward: Forward) -> str:

@@ -40,6 +40,7 @@ class ModelPass:
     inputs: torch.Tensor           # N x 3 x S x S, normalised (the quality guard reads them)
     features: torch.Tensor         # N x D at the feature layer
     logits: torch.Tensor           # N x C
+    patches: torch.Tensor          # N x P x C' patch features (relevance-patch's evidence)
 
 
 @dataclass
@@ -102,23 +103,23 @@ class Bundle:
         else:
             frames = [frame.to(self.device, non_blocking=True) for frame in frames]
         inputs = self.preprocess(frames)
-        features, logits = (self.forward or self.classifier)(inputs)
-        return ModelPass(inputs, features, logits)
+        return ModelPass(inputs, *(self.forward or self.classifier)(inputs))
 
     @torch.no_grad()
     def score_pass(self, model_pass: ModelPass) -> Inference:
         """The second half of `infer`: probabilities, the detector's score and NERO's terms, input quality."""
-        terms, split = self.score_features(model_pass.features.float())
+        terms, split = self.score_features(model_pass.features.float(), model_pass.patches)
         quality = quality_reasons(model_pass.inputs, self.preprocess.mean, self.preprocess.std)
         return Inference(torch.softmax(model_pass.logits.float(), dim=1), terms, quality, split)
 
-    def score_features(self, features: torch.Tensor) -> tuple[NeroTerms, RelevanceScore | None]:
+    def score_features(self, features: torch.Tensor,
+                       patches: torch.Tensor | None = None) -> tuple[NeroTerms, RelevanceScore | None]:
         """NERO's terms of these features with `terms.score` the configured detector's score, and a relevance
-        detector's split of it (None for NERO itself)."""
+        detector's split of it (None for NERO itself); relevance-patch also scores the patch features."""
         terms = self.scorer.terms(features)
         split = None
         if self.relevance_detector is not None:
-            split = self.relevance_detector.score_relevance(terms.relevance, features)
+            split = self.relevance_detector.score_relevance(terms.relevance, features, patches)
             terms.score = split.score
         return terms, split
 

@@ -23,6 +23,7 @@ from pipeline.model.features import extract_features, extract_video_features
 from pipeline.ood.alert import ID_QUANTILE, threshold_for
 from pipeline.ood.detectors.base import FitData
 from pipeline.ood.detectors.relevance_ensemble import RelevanceEnsemble
+from pipeline.ood.detectors.relevance_patch import RelevancePatch
 from pipeline.ood.nero import DEFAULT_K, NeroScorer, NeroTerms
 from pipeline.ood.operating_point import calibrate
 
@@ -43,12 +44,13 @@ class FitReport:
     operating_points: dict | None  # pipeline.ood.operating_point.Calibration.as_dict(), with a calibration video
 
 
-def live_scores(terms: NeroTerms, features: torch.Tensor, ensemble: RelevanceEnsemble) -> dict[str, np.ndarray]:
+def live_scores(terms: NeroTerms, features: torch.Tensor, patches: torch.Tensor, ensemble: RelevanceEnsemble,
+                with_patches: RelevancePatch) -> dict[str, np.ndarray]:
     """Every live detector's scores of the same rows (NERO's pass already computed their relevance)."""
-    features = features.to(terms.relevance.device)
+    features, patches = features.to(terms.relevance.device), patches.to(terms.relevance.device)
     scores = {"nero": terms.score}
-    for detector in (ensemble.knn, ensemble.mahalanobis, ensemble):
-        scores[detector.name] = detector.score_relevance(terms.relevance, features).score
+    for detector in (ensemble.knn, ensemble.mahalanobis, ensemble, with_patches):
+        scores[detector.name] = detector.score_relevance(terms.relevance, features, patches).score
     return {name: value.double().cpu().numpy() for name, value in scores.items()}
 
 
@@ -82,13 +84,15 @@ def fit_artifact(
     forward = make_forward(model_settings.backend, classifier, torch.device(device), model_settings.arch,
                            weights_sha256, config.preprocess.size, model_settings.precision,
                            model_settings.cuda_graphs)
-    train_features, train_logits = extract_features(forward, preprocess, train_paths, batch_size, device, "train")
-    val_features, val_logits = extract_features(forward, preprocess, val_paths, batch_size, device, "val")
+    train_features, train_logits, train_patches = extract_features(forward, preprocess, train_paths, batch_size,
+                                                                   device, "train")
+    val_features, val_logits, val_patches = extract_features(forward, preprocess, val_paths, batch_size, device,
+                                                             "val")
     bank_paths = list_images(bank_dir) if bank_dir is not None else []
     if bank_dir is not None and not bank_paths:
         raise UserError(f"no images in the bank folder {bank_dir}")
-    bank_features, bank_logits = extract_features(forward, preprocess, bank_paths, batch_size, device, "bank") \
-        if bank_paths else (None, None)
+    bank_features, bank_logits, bank_patches = extract_features(forward, preprocess, bank_paths, batch_size,
+                                                                device, "bank") if bank_paths else (None,) * 3
     head = classifier.head
     try:
         scorer = NeroScorer.fit(train_features, train_labels, head.weight.detach(), head.bias.detach(),
@@ -98,19 +102,24 @@ def fit_artifact(
     val_terms = scorer.terms(val_features)
     val_scores = val_terms.score.cpu().numpy()
     threshold = threshold_for(val_scores)
-    ensemble = RelevanceEnsemble(knn_k, knn_feature_weight).fit(
-        FitData(train_features, train_logits, torch.tensor(train_labels), scorer.weight.cpu(), scorer.bias.cpu(),
-                unlabelled=bank_features))
+    fit_data = FitData(train_features, train_logits, torch.tensor(train_labels), scorer.weight.cpu(),
+                       scorer.bias.cpu(), unlabelled=bank_features, patches=train_patches,
+                       unlabelled_patches=bank_patches)
+    ensemble = RelevanceEnsemble(knn_k, knn_feature_weight).fit(fit_data)
+    with_patches = RelevancePatch(knn_k, knn_feature_weight).fit(fit_data)
     # The bank's rows, in its order: the training windows, then the unlabelled ones with the class predicted.
-    ensemble.knn.ids = [path.relative_to(train_dir).with_suffix("").as_posix() for path in train_paths] + \
-        [f"bank/{path.relative_to(bank_dir).with_suffix('').as_posix()}" for path in bank_paths]
-    ensemble.knn.labels = torch.tensor(train_labels + ([] if bank_logits is None else
-                                                       bank_logits.argmax(1).tolist()))
+    # Both detectors' relevance-kNN parts hold the same bank, written once to the same file.
+    for knn in (ensemble.knn, with_patches.knn):
+        knn.ids = [path.relative_to(train_dir).with_suffix("").as_posix() for path in train_paths] + \
+            [f"bank/{path.relative_to(bank_dir).with_suffix('').as_posix()}" for path in bank_paths]
+        knn.labels = torch.tensor(train_labels + ([] if bank_logits is None else bank_logits.argmax(1).tolist()))
     val_accuracy = float((val_logits.argmax(1) == torch.tensor(val_labels)).float().mean())
     video_live = {}
     if calibration_video is not None:   # in-distribution video: the false-alarm operating points
-        video_features, _ = extract_video_features(forward, preprocess, calibration_video, batch_size, device)
-        video_live = live_scores(scorer.terms(video_features), video_features, ensemble)
+        video_features, _, video_patches = extract_video_features(forward, preprocess, calibration_video,
+                                                                  batch_size, device)
+        video_live = live_scores(scorer.terms(video_features), video_features, video_patches, ensemble,
+                                 with_patches)
         fps = video_info(calibration_video)["fps"] or 25.0
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -119,9 +128,9 @@ def fit_artifact(
                                                       disable=None)]))
     saved = ensemble.save(out_dir)
     settings = {"nero": {}, "relevance-knn": saved["knn"], "relevance-mahalanobis": saved["mahalanobis"],
-                "relevance-ensemble": saved}
+                "relevance-ensemble": saved, "relevance-patch": with_patches.save(out_dir)}
     detectors = {}
-    val_live = live_scores(val_terms, val_features, ensemble)
+    val_live = live_scores(val_terms, val_features, val_patches, ensemble, with_patches)
     for name, scores in val_live.items():
         detectors[name] = {**settings[name], "threshold": threshold_for(scores)}
         if video_live:

@@ -22,8 +22,8 @@ def test_mid_level_statistics_follow_the_unchanged_features_and_weigh_as_stated(
     torch.manual_seed(0)
     classifier = FeatureClassifier(build_model("efficientnet_lite0", num_classes=2)).eval()
     images = torch.rand(3, 3, 96, 96)
-    features, logits = classifier(images)
-    rows, same_logits = representation_check.MidLevel(classifier)(images)
+    features, logits, _ = classifier(images)
+    rows, same_logits, _ = representation_check.MidLevel(classifier)(images)
     assert rows.shape == (3, 1280 + 2 * (24 + 40 + 80 + 112 + 192 + 320))
     assert torch.equal(rows[:, :1280], features) and torch.equal(same_logits, logits)
     weight, bias = classifier.head.weight, classifier.head.bias

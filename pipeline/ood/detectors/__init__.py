@@ -27,6 +27,7 @@ from pipeline.ood.detectors.react import ReAct
 from pipeline.ood.detectors.relevance_ensemble import RelevanceEnsemble
 from pipeline.ood.detectors.relevance_knn import RelevanceKNN
 from pipeline.ood.detectors.relevance_mahalanobis import RelevanceMahalanobis
+from pipeline.ood.detectors.relevance_patch import RelevancePatch
 from pipeline.ood.detectors.tuned import Tuned
 from pipeline.ood.detectors.vim import ViM
 from pipeline.ood.nero import DEFAULT_K
@@ -80,9 +81,10 @@ PUBLISHED = ("msp", "odin", "energy", "entropy", "maxlogit", "mahalanobis", "vim
              "gradnorm", "nero")
 EXTRA = ("knn", "ash", "gen")
 # The relevance detectors the live monitor can alert on (besides NERO): `nero fit` stores them in the artifact.
+# relevance-patch also needs the patch features, so `nero eval` reports it as the artifact holds it (`live`).
 LIVE: dict[str, type[RelevanceDetector]] = {
     "relevance-knn": RelevanceKNN, "relevance-mahalanobis": RelevanceMahalanobis,
-    "relevance-ensemble": RelevanceEnsemble}
+    "relevance-ensemble": RelevanceEnsemble, "relevance-patch": RelevancePatch}
 EXTENSIONS = ("nero-tuned", "nero-kmeans", "relevance-knn", "relevance-mahalanobis", "relevance-ensemble")
 
 # The NERO reference runs NECO without the max-logit factor on ResNet-18 only.

@@ -54,11 +54,22 @@ class FitData:
     # In-distribution views without a label (windows a pan shows that no clean class holds): detectors that
     # need no labels add them to their reference set (relevance-kNN's bank); M x D features.
     unlabelled: torch.Tensor | None = field(default=None, repr=False)
+    # The patch features of the training rows (N x P x C) and of the unlabelled ones (M x P x C), where the
+    # detector needs them (relevance-patch)
+    patches: torch.Tensor | None = field(default=None, repr=False)
+    unlabelled_patches: torch.Tensor | None = field(default=None, repr=False)
 
     def subset(self, rows: torch.Tensor) -> FitData:
         """The same head with only the given training rows (and no validation data)."""
+        patches = None if self.patches is None else self.patches[rows.to(self.patches.device)]
         return replace(self, features=self.features[rows], logits=self.logits[rows], labels=self.labels[rows],
-                       validation=None)
+                       patches=patches, validation=None)
+
+    def held_out_split(self, share: float = 0.2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(fit rows, held-out rows): a seeded random `share` of the training rows held out, at least one."""
+        order = torch.randperm(len(self.features), generator=torch.Generator().manual_seed(seed))
+        cut = len(order) - max(1, int(share * len(order)))
+        return order[:cut].to(self.features.device), order[cut:].to(self.features.device)
 
     @property
     def num_classes(self) -> int:
@@ -106,13 +117,15 @@ class RelevanceScore:
 
     `neurons` rows sum to `score` (each detector's docstring gives its split); `parts` are the calibrated
     parts of a combined score; `nearest` names the training row nearest each frame, where the detector has
-    one (the explanation shows that training window).
+    one (the explanation shows that training window); `patches` where the detector scores patch features, each
+    patch's share of its part (where in the frame the evidence lies).
     """
 
     score: torch.Tensor                        # N, higher = more OOD
     neurons: torch.Tensor                      # N x D: each neuron's share of the score (signed)
     parts: dict[str, torch.Tensor] = field(default_factory=dict)   # name -> N
     nearest: torch.Tensor | None = None        # N: bank row of the nearest training window
+    patches: torch.Tensor | None = None        # N x P: each patch's share of the patch part
 
 
 class RelevanceDetector(Detector):
@@ -128,8 +141,10 @@ class RelevanceDetector(Detector):
         return self.score_relevance(full, features).score
 
     @abstractmethod
-    def score_relevance(self, relevance_full: torch.Tensor, features: torch.Tensor) -> RelevanceScore:
-        """N x (D+1) NERO relevance (neurons, then bias) and N x D features -> the score and its split."""
+    def score_relevance(self, relevance_full: torch.Tensor, features: torch.Tensor,
+                        patches: torch.Tensor | None = None) -> RelevanceScore:
+        """N x (D+1) NERO relevance (neurons, then bias), N x D features and, for the detectors that use them,
+        N x P x C patch features -> the score and its split."""
 
     def window(self, row: int) -> tuple[str, int] | None:
         """(name, class index) of the training window at `RelevanceScore.nearest` row `row`, where known."""

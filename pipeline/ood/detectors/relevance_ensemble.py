@@ -30,6 +30,7 @@ SEED = 0
 
 class RelevanceEnsemble(RelevanceDetector):
     name = "relevance-ensemble"
+    combined_by = "mean"     # how `parts` make the score (the explanation's figures say so)
 
     def __init__(self, k: int = 1, feature_weight: float = 0.5) -> None:
         self.k, self.feature_weight = k, feature_weight
@@ -39,9 +40,7 @@ class RelevanceEnsemble(RelevanceDetector):
 
     def fit(self, data: FitData) -> RelevanceEnsemble:
         super().fit(data)
-        order = torch.randperm(len(data.features), generator=torch.Generator().manual_seed(SEED))
-        cut = len(order) - max(1, int(HELD_OUT * len(order)))
-        fit_rows, held = order[:cut].to(data.features.device), order[cut:].to(data.features.device)
+        fit_rows, held = data.held_out_split(HELD_OUT, SEED)
         self.scales = {}
         for part in self._parts():
             held_scores = part.fit(data.subset(fit_rows)).score(data.features[held], data.logits[held])
@@ -49,7 +48,8 @@ class RelevanceEnsemble(RelevanceDetector):
         self.knn, self.mahalanobis = (part.fit(data) for part in self._parts())
         return self
 
-    def score_relevance(self, relevance_full: torch.Tensor, features: torch.Tensor) -> RelevanceScore:
+    def score_relevance(self, relevance_full: torch.Tensor, features: torch.Tensor,
+                        patches: torch.Tensor | None = None) -> RelevanceScore:
         found = [(part.name, part.score_relevance(relevance_full, features)) for part in (self.knn, self.mahalanobis)]
         parts = {name: result.score / self.scales[name] for name, result in found}
         neurons = sum(result.neurons / self.scales[name] for name, result in found) / len(found)

@@ -71,7 +71,8 @@ class RelevanceKNN(RelevanceDetector):
         self.index = NeighbourIndex(bank.half().float())   # fp16, as the artifact stores it: fit = serve
         return self
 
-    def score_relevance(self, relevance_full: torch.Tensor, features: torch.Tensor) -> RelevanceScore:
+    def score_relevance(self, relevance_full: torch.Tensor, features: torch.Tensor,
+                        patches: torch.Tensor | None = None) -> RelevanceScore:
         embedding = relevance_embedding(relevance_full, features, self.feature_weight)
         distances, rows = self.index.search(embedding, self.k)
         score = distances[:, -1]

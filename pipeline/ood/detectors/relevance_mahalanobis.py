@@ -42,7 +42,8 @@ class RelevanceMahalanobis(RelevanceDetector):
         self.precision = torch.linalg.pinv(centred.T @ centred / len(centred), hermitian=True).float()
         return self
 
-    def score_relevance(self, relevance_full: torch.Tensor, features: torch.Tensor) -> RelevanceScore:
+    def score_relevance(self, relevance_full: torch.Tensor, features: torch.Tensor,
+                        patches: torch.Tensor | None = None) -> RelevanceScore:
         unit = unit_relevance(relevance_full).float()
         means, precision = self.means.to(unit.device), self.precision.to(unit.device)
         diff = unit.unsqueeze(1) - means                                    # N x C x D

@@ -28,7 +28,7 @@ def test_cache_serves_a_second_request_without_the_model_and_notices_a_changed_f
     forwards = []
     classifier.register_forward_hook(lambda module, args, output: forwards.append(len(args[0])))
     cache = FeatureCache(tmp_path / "cache", classifier, Preprocess(224), "model-key", "cpu")
-    features, logits = cache.features(image_set)
+    features, logits, patches = cache.features(image_set)
     assert features.shape == (3, 1280) and logits.shape == (3, 1000) and sum(forwards) == 3
 
     torch.testing.assert_close(cache.features(image_set)[0], features)

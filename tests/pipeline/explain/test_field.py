@@ -63,7 +63,7 @@ def test_explanation_matches_the_score_terms(bundle, frames):
     assert torch.isfinite(terms.score).all(), f"scores not finite (artifact lambda {bundle.scorer.lam})"
 
     with torch.no_grad():   # NERO's own score of the same frames, whichever detector the monitor alerts on
-        features, _ = bundle.classifier(bundle.preprocess([frame.to(bundle.device) for frame in frames]))
+        features = bundle.classifier(bundle.preprocess([frame.to(bundle.device) for frame in frames]))[0]
     nero_scores = bundle.scorer.score(features)
     relevance = terms.relevance.cpu().numpy()
     means = bundle.scorer.raw_means.cpu().numpy()
@@ -111,9 +111,9 @@ def test_explanation_adds_under_5_percent_to_the_score_stage(bundle, frames):
 
     @torch.no_grad()
     def score_stage():
-        features, _ = bundle.classifier(inputs)
+        features, _, patches = bundle.classifier(inputs)
         terms = bundle.scorer.terms(features)
-        return terms, bundle.relevance_detector.score_relevance(terms.relevance, features)
+        return terms, bundle.relevance_detector.score_relevance(terms.relevance, features, patches)
 
     inference = bundle.infer(frames)
     stage = median_seconds(score_stage)

@@ -19,6 +19,7 @@ from pipeline.model.classifier import (
 )
 
 FEATURES = {"resnet18": 512, "deit_small": 384, "efficientnet_lite0": 1280}
+PATCH_CHANNELS = {"resnet18": 256, "deit_small": 384, "efficientnet_lite0": 80 + 112}
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +33,11 @@ def test_features_and_logits_match_the_unwrapped_model(arch: str, images: torch.
     model = build_model(arch, num_classes=3).eval()
     wrapped = FeatureClassifier(model).eval()
     with torch.no_grad():
-        features, logits = wrapped(images)
+        features, logits, patches = wrapped(images)
         direct = model(images)
         from_head = wrapped.head(features)
     assert features.shape == (2, FEATURES[arch]) and logits.shape == (2, 3)
+    assert patches.shape == (2, 49, PATCH_CHANNELS[arch])        # a 7 x 7 grid of mid-level descriptors
     assert wrapped.head.weight.shape == (3, FEATURES[arch]) and wrapped.head.bias.shape == (3,)
     torch.testing.assert_close(logits, from_head)
     torch.testing.assert_close(logits, direct, rtol=1e-5, atol=1e-5)
@@ -47,7 +49,7 @@ def test_wrapping_leaves_the_callers_model_intact(images: torch.Tensor) -> None:
     model = build_model("resnet18", num_classes=2).eval()
     wrapped = FeatureClassifier(model)
     assert isinstance(model.fc, nn.Linear) and wrapped.head is model.fc
-    assert wrapped.backbone.layer1 is model.layer1  # shared, not copied
+    assert wrapped.backbone.model.layer1 is model.layer1  # shared, not copied
     with torch.no_grad():
         assert model(images).shape == (2, 2)
 

@@ -101,11 +101,11 @@ def test_metrics_match_a_direct_computation(bench):
     features = {name: extract_features(classifier, preprocess, paths)
                 for name, paths in (("train", train_paths), ("test", test_paths), ("natural", natural),
                                     ("capsule", capsule))}
-    msp = {name: -torch.softmax(logits, dim=1).amax(dim=1).numpy() for name, (_, logits) in features.items()}
+    msp = {name: -torch.softmax(logits, dim=1).amax(dim=1).numpy() for name, (_, logits, _) in features.items()}
     head = classifier.head
     nero = NeroScorer.fit(features["train"][0], train_labels, head.weight.detach(), head.bias.detach(),
                           n_components=len(train_paths))     # int(2 * 1280 / 3) capped at the 24 rows
-    nero_scores = {name: nero.score(f) for name, (f, _) in features.items()}
+    nero_scores = {name: nero.score(f) for name, (f, _, _) in features.items()}
 
     results = json.loads((bench["out"] / "results.json").read_text())
     for method, scores in (("msp", msp), ("nero", nero_scores)):

@@ -38,6 +38,8 @@ class RealSet:
     train: FitData
     test: tuple[torch.Tensor, torch.Tensor]     # in-distribution (features, logits)
     ood: tuple[torch.Tensor, torch.Tensor]      # capsule + chest X-ray + natural
+    test_patches: torch.Tensor                  # their patch features (N x 49 x 192)
+    ood_patches: torch.Tensor
     classifier: FeatureClassifier
     test_inputs: torch.Tensor                    # a few preprocessed ID images (for ODIN)
     ood_inputs: torch.Tensor                     # a few preprocessed OOD images
@@ -60,7 +62,7 @@ def real() -> RealSet:
     kvasir = list_images(FIXTURES / "kvasir-seg" / "train" / "images")[: N_TRAIN + N_TEST]
     ood = [p for name in ("capsule", "chest-xray", "natural")
            for p in list_images(FIXTURES / "OOD" / name)[:N_OOD]]
-    features, _ = extract_features(classifier, preprocess, kvasir + ood, batch_size=32)
+    features, _, patches = extract_features(classifier, preprocess, kvasir + ood, batch_size=32)
     features = features[:, :DIM].double()
 
     shares = np.array([polyp_share(p) for p in kvasir])
@@ -72,7 +74,8 @@ def real() -> RealSet:
     logits = features @ weight.T + bias
 
     f, lg = features.float(), logits.float()
-    train = FitData(f[:N_TRAIN], lg[:N_TRAIN], labels[:N_TRAIN], weight.float(), bias.float())
+    train = FitData(f[:N_TRAIN], lg[:N_TRAIN], labels[:N_TRAIN], weight.float(), bias.float(),
+                    patches=patches[:N_TRAIN])
     test_slice, ood_slice = slice(N_TRAIN, N_TRAIN + N_TEST), slice(N_TRAIN + N_TEST, None)
     held = torch.arange(N_TRAIN - 16, N_TRAIN)
     train.validation = Validation(train.subset(torch.arange(N_TRAIN - 16)), (f[held], lg[held]),
@@ -81,5 +84,5 @@ def real() -> RealSet:
         """Smaller than the model's 224 px (it takes any size): input gradients are the slow part on a CPU."""
         return Preprocess(ODIN_SIZE)([torch.from_numpy(read_rgb(p)) for p in paths])
 
-    return RealSet(train, (f[test_slice], lg[test_slice]), (f[ood_slice], lg[ood_slice]), classifier,
-                   inputs(kvasir[N_TRAIN:N_TRAIN + 2]), inputs(ood[-2:]))
+    return RealSet(train, (f[test_slice], lg[test_slice]), (f[ood_slice], lg[ood_slice]), patches[test_slice],
+                   patches[ood_slice], classifier, inputs(kvasir[N_TRAIN:N_TRAIN + 2]), inputs(ood[-2:]))
