@@ -2,8 +2,8 @@
 
 Input:  a list of H x W x 3 uint8 RGB images (sizes may differ between streams), or of YUV frames already on
         the model's device (the GPU path's NVDEC frames, pipeline/media/yuv.py).
-Output: a `ModelPass` (the normalised inputs, features and logits), left on the model's device for the score
-        stage.
+Output: a `ModelPass` (the normalised inputs, features, logits and patch features), left on the model's
+        device for the score stage.
 
 Frames travel to the model's device as uint8 (a quarter of the bytes of float32) and are resized and
 normalised there (pipeline/model/preprocess.py, called by `Bundle.run_model`). For a GPU, equal-sized frames

@@ -271,7 +271,7 @@ def patch_figure(frame: np.ndarray, facts: FrameFacts) -> Figure | None:
         return None
     side = math.isqrt(len(relevance.patches))
     grid = relevance.patches.reshape(side, side) * len(relevance.patches)   # each patch's distance / the scale
-    figure = Figure(figsize=(5.6, 4.6), dpi=110, layout="constrained")
+    figure = Figure(figsize=(6.6, 5.2), dpi=110, layout="constrained")
     axis = figure.subplots()
     height, width = frame.shape[:2]
     axis.imshow(frame)
@@ -279,7 +279,7 @@ def patch_figure(frame: np.ndarray, facts: FrameFacts) -> Figure | None:
                         vmin=0, vmax=max(2.0, float(grid.max())))
     axis.set_axis_off()
     colourbar = figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
-    colourbar.set_label("distance to the nearest in-distribution patch / its scale (1: typical)")
+    colourbar.set_label("distance to the nearest in-distribution patch / scale", fontsize=8)
     patch_part = relevance.parts.get("patch-knn", float("nan"))
     axis.set_title(f"patch evidence: the mean over the {len(relevance.patches)} patches is {patch_part:.3g}",
                    fontsize=9)

@@ -66,13 +66,15 @@ def read_png(path: Path) -> np.ndarray:
     return image
 
 
-def test_image_gets_four_pictures_and_the_alert_explanation(config, bundle, tmp_path, capsys):
+def test_image_gets_five_pictures_and_the_alert_explanation(config, bundle, tmp_path, capsys):
     image = list_images(FIXTURES / "OOD" / "capsule")[0]
     assert explain(config, image, "--out", tmp_path) == 0
 
     record = json.loads((tmp_path / f"{image.stem}.json").read_text())
-    assert record["detector"] == bundle.detector and record["figures"][-1] == f"{image.stem}_neighbour.png"
-    for name in ("heatmap", "neurons", "score", "neighbour"):
+    names = ("heatmap", "neurons", "score", "neighbour", "patches")      # the default, relevance-patch
+    assert record["detector"] == bundle.detector == "relevance-patch"
+    assert record["figures"] == [f"{image.stem}_{name}.png" for name in names]
+    for name in names:
         height, width = read_png(tmp_path / f"{image.stem}_{name}.png").shape[:2]
         assert width >= 700 and height >= 300
     # the explanation is the one the monitor's score stage puts into the alert message for this frame
