@@ -8,7 +8,8 @@ what each does on a clip with truth (reported beside, never used to choose).
 
 Candidates, all fitted on the training windows plus the bank's unlabelled windows, with the configured model:
 - `relevance-knn` (k 20, feature weight 0.75): the previous live default;
-- `patch-knn`: patch kNN alone (pipeline/ood/detectors/patch_knn.py);
+- `patch-knn`: patch kNN alone (pipeline/ood/detectors/patch_knn.py), the mean over a frame's patches, and
+  `patch-knn, max over patches` (PatchCore's reading of the same distances);
 - `relevance-patch, mean`: the mean of the two parts, each over its held-out scale (as relevance-ensemble
   combines its parts);
 - `relevance-patch`: the larger of the two (pipeline/ood/detectors/relevance_patch.py).
@@ -103,12 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         features, patches = rows[name]["features"], rows[name]["patches"]
         found = combined.score_relevance(relevance(features, weight, bias), features, patches)
         return {**{part: value.double().numpy() for part, value in found.parts.items()},
-                "max": found.score.double().numpy()}
+                "max": found.score.double().numpy(),
+                "farthest patch": combined.patch.distances(patches).amax(dim=1).double().numpy()}
 
     scored = {name: parts(name) for name in rows if name not in ("train", "bank")}
     candidates = {
         "relevance-knn": lambda name: knn.score(rows[name]["features"], rows[name]["logits"]).double().numpy(),
         "patch-knn": lambda name: scored[name]["patch-knn"],
+        "patch-knn, max over patches": lambda name: scored[name]["farthest patch"],
         "relevance-patch, mean": lambda name: (scored[name]["relevance-knn"] + scored[name]["patch-knn"]) / 2,
         "relevance-patch": lambda name: scored[name]["max"],
     }

@@ -61,7 +61,7 @@ class FitData:
 
     def subset(self, rows: torch.Tensor) -> FitData:
         """The same head with only the given training rows (and no validation data)."""
-        patches = None if self.patches is None else self.patches[rows.to(self.patches.device)]
+        patches = None if self.patches is None else self.patches[torch.as_tensor(rows, device=self.patches.device)]
         return replace(self, features=self.features[rows], logits=self.logits[rows], labels=self.labels[rows],
                        patches=patches, validation=None)
 

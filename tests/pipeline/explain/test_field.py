@@ -41,14 +41,22 @@ def test_relevance_explanation_adds_up_to_the_alerting_score(which, frames, requ
     explanations = explain_batch(inference, bundle, top=5)
     assert all(json.loads(json.dumps(e, allow_nan=False)) == e for e in explanations)   # JSON-ready
     split = inference.relevance_score
-    torch.testing.assert_close(split.neurons.sum(dim=1), inference.terms.score, rtol=1e-3, atol=1e-3)
+    if bundle.detector == "relevance-patch":   # the larger part is the score; neurons split the relevance part
+        torch.testing.assert_close(torch.maximum(*split.parts.values()), inference.terms.score)
+        torch.testing.assert_close(split.neurons.sum(dim=1), split.parts["relevance-knn"], rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(split.patches.sum(dim=1), split.parts["patch-knn"])
+    else:
+        torch.testing.assert_close(split.neurons.sum(dim=1), inference.terms.score, rtol=1e-3, atol=1e-3)
     if bundle.detector == "relevance-ensemble":
         torch.testing.assert_close(sum(split.parts.values()) / 2, inference.terms.score)
     for i, explanation in enumerate(explanations):
         shares = split.neurons[i].abs()
         assert sorted(n for n, _ in explanation["neurons"]) == sorted(torch.topk(shares, 5).indices.tolist())
-        parts = {"relevance-knn", "relevance-mahalanobis"} if bundle.detector == "relevance-ensemble" else None
-        assert set(explanation.get("parts", {})) == (parts or set())
+        parts = {"relevance-ensemble": {"relevance-knn", "relevance-mahalanobis"},
+                 "relevance-patch": {"relevance-knn", "patch-knn"}}.get(bundle.detector, set())
+        assert set(explanation.get("parts", {})) == parts
+        if bundle.detector == "relevance-patch":      # the patches farthest out, largest share first
+            assert [p for p, _ in explanation["patches"]] == torch.topk(split.patches[i], 3).indices.tolist()
         # the nearest training window is a real one, with its class and stored thumbnail
         name, label = bundle.relevance_detector.window(explanation["window_row"])
         assert explanation["window"] == name and explanation["nearest"] == bundle.class_names[label]

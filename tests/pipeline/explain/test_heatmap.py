@@ -74,7 +74,7 @@ def plain_forward(classifier: FeatureClassifier, preprocess: Preprocess, frames)
 def test_pixel_relevance_sums_to_nero_neuron_relevance(arch, request, frames):
     classifier = request.getfixturevalue(arch)
     preprocess = Preprocess()
-    features, logits = plain_forward(classifier, preprocess, frames)
+    features, logits, _ = plain_forward(classifier, preprocess, frames)
     nero = relevance(features, classifier.head.weight.detach(), classifier.head.bias.detach())
     neurons = nero[:, :-1].double()         # what the head hands to the features; sums to 1 - R_b
 
@@ -97,7 +97,7 @@ def test_pixel_relevance_sums_to_nero_neuron_relevance(arch, request, frames):
 def test_model_is_restored_after_a_heatmap(efficientnet, frames):
     preprocess = Preprocess()
     before_state = {key: value.clone() for key, value in efficientnet.state_dict().items()}
-    _, before_logits = plain_forward(efficientnet, preprocess, frames[:1])
+    _, before_logits, _ = plain_forward(efficientnet, preprocess, frames[:1])
 
     HeatmapExplainer(efficientnet, preprocess)(frames[:1])
 
@@ -105,7 +105,7 @@ def test_model_is_restored_after_a_heatmap(efficientnet, frames):
     assert before_state.keys() == after_state.keys()
     assert all(torch.equal(before_state[key], after_state[key]) for key in before_state)
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in efficientnet.modules())
-    _, after_logits = plain_forward(efficientnet, preprocess, frames[:1])
+    _, after_logits, _ = plain_forward(efficientnet, preprocess, frames[:1])
     assert torch.equal(before_logits, after_logits)
 
 

@@ -65,11 +65,11 @@ def test_the_bank_holds_the_training_rows_then_the_unlabelled_ones(fitted):
 
 def test_the_live_detector_is_a_config_choice(fitted, small_benchmark, tmp_path):
     manifest = json.loads((fitted / "manifest.json").read_text())
-    assert yaml.safe_load((fitted / "config.yaml").read_text())["detector"] == "relevance-knn"   # the default
+    assert yaml.safe_load((fitted / "config.yaml").read_text())["detector"] == "relevance-patch"   # the default
     nero = fitted / "nero.yaml"
-    nero.write_text((fitted / "config.yaml").read_text().replace("detector: relevance-knn", "detector: nero"))
+    nero.write_text((fitted / "config.yaml").read_text().replace("detector: relevance-patch", "detector: nero"))
     ood = small_benchmark / "OOD" / "capsule"
-    for config, threshold in ((fitted / "config.yaml", manifest["detectors"]["relevance-knn"]["threshold"]),
+    for config, threshold in ((fitted / "config.yaml", manifest["detectors"]["relevance-patch"]["threshold"]),
                               (nero, manifest["threshold"])):
         jsonl = tmp_path / f"{config.stem}.jsonl"
         assert main(["score", str(ood), "--config", str(config), "--jsonl", str(jsonl)]) == 0
@@ -113,7 +113,7 @@ def test_score_prints_one_line_per_image(fitted, small_benchmark, tmp_path, caps
     assert len(records) == len(list((ood / "capsule").iterdir())) + len(list((ood / "natural").iterdir()))
     for record in records:
         assert set(record) == {"path", "pred", "prob", "detector", "score", "threshold", "ood", "reason"}
-        assert record["detector"] == "relevance-knn"
+        assert record["detector"] == "relevance-patch"
         assert record["pred"] in ("mucosa", "polyp") and 0.5 <= record["prob"] <= 1
         assert record["ood"] == (record["score"] > record["threshold"] or record["reason"] is not None)
     assert "images scored" in capsys.readouterr().err
@@ -172,7 +172,7 @@ def test_fit_with_a_calibration_video_sets_operating_points(small_benchmark, res
         thresholds = [points["thresholds"][rate] for rate in ("0.5", "1", "10", "120")]
         assert thresholds == sorted(thresholds, reverse=True), name   # fewer false alarms: a higher bar
     bundle = load_bundle(load_config(out / "config.yaml"))
-    assert bundle.alert_threshold == pytest.approx(manifest["detectors"]["relevance-knn"]["operating_points"]
+    assert bundle.alert_threshold == pytest.approx(manifest["detectors"]["relevance-patch"]["operating_points"]
                                                    ["thresholds"]["1"])
     # a rate the calibration does not cover, and a rule it was not calibrated for, are refused by key
     config = yaml.safe_load((out / "config.yaml").read_text())
