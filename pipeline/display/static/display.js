@@ -117,7 +117,8 @@ function showExplanation(c) {
   const reason = (a.reason || "").startsWith("quality:") ? QUALITY[a.reason] || a.reason : "score over threshold";
   box.querySelector(".summary").textContent =
     `${when}, frame ${a.frame} (${number(a.pts, 4)} s): ${reason}; ${a.detector} ${number(a.score)} ` +
-    `(per-frame threshold ${number(a.threshold)}, alert threshold ${number(a.alert_threshold)})` + nearestOf(a.explain);
+    `(per-frame threshold ${number(a.threshold)}, alert threshold ${number(a.alert_threshold)})` +
+    partsOf(a.explain) + nearestOf(a.explain);
   const list = box.querySelector(".neurons");
   list.replaceChildren();
   const neurons = (a.explain && a.explain.neurons) || [];
@@ -133,9 +134,16 @@ function showExplanation(c) {
   }
   box.querySelector(".neurons-caption").textContent = !neurons.length ? "" : a.explain.window === undefined &&
     a.explain.distance !== undefined ? "the neurons whose relevance departs most from the nearest class's mean:"
+    : a.explain.patches !== undefined ? "the neurons that carry its relevance part, with their share of it:"
     : "the neurons that carry the score, with their share of it:";
   showPicture(box.querySelector(".heatmap"), c.heatmap);
   showPicture(box.querySelector(".nearest"), c.nearest, c.nearestCaption);
+}
+
+// A combined score's parts, each over its in-distribution scale (relevance-patch: the larger one is the score).
+function partsOf(explain) {
+  if (!explain || !explain.parts) return "";
+  return "; parts " + Object.entries(explain.parts).map(([name, value]) => `${name} ${number(value)}`).join(", ");
 }
 
 function nearestOf(explain) {
