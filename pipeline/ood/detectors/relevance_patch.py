@@ -9,8 +9,9 @@ patch part puts them above every view of that video (docs/RESULTS.md, 2026-12-04
 decides, so a frame is as far out as its farthest evidence, and the explanation names which one it was.
 
 Chosen as the live detectors were chosen, on in-distribution data only: the synthetic validation outliers
-over each candidate's alert threshold for 1 false alarm an hour of the calibration video (sampled every 5th
-frame) were relevance-kNN 18.2%, patch kNN alone 45.7%, the mean of the two 38.6%, this maximum 47.5%.
+over each candidate's alert threshold for 1 false alarm an hour of the calibration video were relevance-kNN
+20.6%, patch kNN alone 43.9%, the mean of the two parts 39.1%, this maximum 46.2%
+(`scripts/live_detector_check.py`, docs/RESULTS.md).
 
 The scales make the parts comparable, as in `relevance_ensemble`: s = the 95th percentile of a part's scores
 on a held-out 20% of the training rows (seeded), the part fitted on the rest; then both parts are refitted on
