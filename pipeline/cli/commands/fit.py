@@ -3,8 +3,9 @@
 Extracts features of the training images (ground-truth labels from the folder names), fits the relevance
 PCA, the per-class centroids and lambda, and sets the alert threshold to the score that 95% of the
 *validation* images stay under. Writes centroids/NAME/ (manifest.json, arrays.safetensors,
-relevance_bank.safetensors for the relevance-kNN detector, the model weights, and a config.yaml that pairs
-them with your other settings), ready for `nero score`, `nero replay` and `nero live`.
+relevance_bank.safetensors for relevance-kNN, patch_bank.safetensors for relevance-patch's patch part,
+the model weights, and a config.yaml that pairs them with your other settings), ready for `nero score`,
+`nero replay` and `nero live`.
 
 example (work/benchmark is built from ../shared/data by scripts/prepare_data.py, see docs/DATA.md):
   nero fit --train work/benchmark/ID/train --val work/benchmark/ID/val --out centroids/mine

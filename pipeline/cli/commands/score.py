@@ -1,6 +1,6 @@
 """Score still images: one JSON line per image with the prediction and the out-of-distribution score.
 
-Fields: path, pred, prob, detector (which score, config key `detector`: relevance-ensemble by default), score,
+Fields: path, pred, prob, detector (which score, config key `detector`: relevance-patch by default), score,
 threshold (of that detector), ood (unusable input or score > threshold) and reason (why: "score", or the
 input-quality guard's "quality:dark|bright|uniform|noise|blur"; null when in distribution). Lines go to
 stdout, or to --jsonl FILE (written and flushed one by one, so a run stopped by a bad file keeps every line
