@@ -43,6 +43,7 @@ from pipeline.model.bundle import configured_model  # noqa: E402
 from pipeline.model.classifier import file_sha256  # noqa: E402
 from pipeline.model.features import extract_features, extract_video_features  # noqa: E402
 from pipeline.ood.detectors.base import FitData  # noqa: E402
+from pipeline.ood.detectors.patch_knn import BANK_SIZE  # noqa: E402
 from pipeline.ood.detectors.relevance_knn import RelevanceKNN  # noqa: E402
 from pipeline.ood.detectors.relevance_patch import RelevancePatch  # noqa: E402
 from pipeline.ood.nero import relevance  # noqa: E402
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration-video", type=Path, required=True, help="in-distribution video")
     parser.add_argument("--video", type=Path, help="a clip with VIDEO.truth.csv beside it")
     parser.add_argument("--cache", type=Path, default=Path("work/live-check"))
+    parser.add_argument("--patch-bank", metavar="N", type=int, default=BANK_SIZE,
+                        help=f"patches in patch kNN's bank (default {BANK_SIZE}, the bundled detector's)")
     args = parser.parse_args(argv)
     for path in [args.data / "ID" / "bank", args.calibration_video] + ([args.video] if args.video else []):
         if not path.exists():
@@ -98,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     data = FitData(rows["train"]["features"], rows["train"]["logits"], labels, weight, bias,
                    unlabelled=rows["bank"]["features"], patches=rows["train"]["patches"],
                    unlabelled_patches=rows["bank"]["patches"])
-    knn, combined = RelevanceKNN(K, FEATURE_WEIGHT).fit(data), RelevancePatch(K, FEATURE_WEIGHT).fit(data)
+    knn = RelevanceKNN(K, FEATURE_WEIGHT).fit(data)
+    combined = RelevancePatch(K, FEATURE_WEIGHT, args.patch_bank).fit(data)
 
     def parts(name: str) -> dict[str, np.ndarray]:
         features, patches = rows[name]["features"], rows[name]["patches"]
