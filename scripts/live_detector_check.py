@@ -19,7 +19,6 @@ first time (17,000 calibration frames), seconds after.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +30,7 @@ from safetensors.torch import load_file, save_file
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 from operating_points import video_outcome  # noqa: E402
+from representation_check import benchmark_arguments, check_inputs  # noqa: E402
 
 from pipeline.config import load_config  # noqa: E402
 from pipeline.errors import UserError  # noqa: E402
@@ -79,18 +79,11 @@ def model_outputs(config, data: Path, videos: dict[str, Path], cache: Path) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", help="config naming the model (default: the bundled one)")
-    parser.add_argument("--data", type=Path, default=Path("work/benchmark"), help="scripts/prepare_data.py's output")
-    parser.add_argument("--calibration-video", type=Path, required=True, help="in-distribution video")
-    parser.add_argument("--video", type=Path, help="a clip with VIDEO.truth.csv beside it")
-    parser.add_argument("--cache", type=Path, default=Path("work/live-check"))
+    parser = benchmark_arguments(__doc__.split("\n")[0], Path("work/live-check"))
     parser.add_argument("--patch-bank", metavar="N", type=int, default=BANK_SIZE,
                         help=f"patches in patch kNN's bank (default {BANK_SIZE}, the bundled detector's)")
     args = parser.parse_args(argv)
-    for path in [args.data / "ID" / "bank", args.calibration_video] + ([args.video] if args.video else []):
-        if not path.exists():
-            raise UserError(f"{path} not found (scripts/prepare_data.py, make_demo_clip.py --calibration)")
+    check_inputs(args)
     config = load_config(args.config)
     torch.set_grad_enabled(False)
     videos = {"calibration": args.calibration_video, **({"video": args.video} if args.video else {})}

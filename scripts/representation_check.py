@@ -167,17 +167,27 @@ def judge(name: str, rows: dict[str, torch.Tensor], embed: Callable[[torch.Tenso
     return row
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def benchmark_arguments(description: str, cache: Path) -> argparse.ArgumentParser:
+    """The inputs every selection check reads (this one, live_detector_check.py): config, data, videos, cache."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", help="config naming the model and artifact (default: the bundled one)")
     parser.add_argument("--data", type=Path, default=Path("work/benchmark"), help="scripts/prepare_data.py's output")
     parser.add_argument("--calibration-video", type=Path, required=True, help="in-distribution video")
     parser.add_argument("--video", type=Path, help="a clip with VIDEO.truth.csv beside it")
-    parser.add_argument("--cache", type=Path, default=Path("work/representations"))
-    args = parser.parse_args(argv)
+    parser.add_argument("--cache", type=Path, default=cache)
+    return parser
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """A one-line error for a missing input, before any model loads."""
     for path in [args.data / "ID" / "bank", args.calibration_video] + ([args.video] if args.video else []):
         if not path.exists():
             raise UserError(f"{path} not found (scripts/prepare_data.py, make_demo_clip.py --calibration)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = benchmark_arguments(__doc__.split("\n")[0], Path("work/representations")).parse_args(argv)
+    check_inputs(args)
     config = load_config(args.config)
     if config.model.arch != "efficientnet_lite0":
         raise UserError("the mid-level statistics and the ImageNet probe exist for efficientnet_lite0 only")

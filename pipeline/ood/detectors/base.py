@@ -41,6 +41,17 @@ def read_tensors(path: Path, device: str = "cpu") -> tuple[dict[str, torch.Tenso
     return tensors, metadata
 
 
+# A combined detector's parts are made comparable by one rule (relevance-ensemble, relevance-patch): each part
+# fitted on the training rows but a held-out HELD_OUT share, its scale the SCALE_QUANTILE of its scores there.
+HELD_OUT = 0.2
+SCALE_QUANTILE = 0.95
+
+
+def held_out_scale(scores: torch.Tensor) -> float:
+    """A part's scale from its scores of held-out training rows: a typical high in-distribution value."""
+    return float(torch.quantile(scores.double().cpu(), SCALE_QUANTILE))
+
+
 @dataclass
 class FitData:
     """In-distribution training data and the classifier's final linear layer (W: C x D, b: C)."""
@@ -65,7 +76,7 @@ class FitData:
         return replace(self, features=self.features[rows], logits=self.logits[rows], labels=self.labels[rows],
                        patches=patches, validation=None)
 
-    def held_out_split(self, share: float = 0.2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    def held_out_split(self, share: float = HELD_OUT, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """(fit rows, held-out rows): a seeded random `share` of the training rows held out, at least one."""
         order = torch.randperm(len(self.features), generator=torch.Generator().manual_seed(seed))
         cut = len(order) - max(1, int(share * len(order)))

@@ -19,13 +19,9 @@ from pathlib import Path
 
 import torch
 
-from pipeline.ood.detectors.base import FitData, RelevanceDetector, RelevanceScore
+from pipeline.ood.detectors.base import FitData, RelevanceDetector, RelevanceScore, held_out_scale
 from pipeline.ood.detectors.relevance_knn import RelevanceKNN
 from pipeline.ood.detectors.relevance_mahalanobis import RelevanceMahalanobis
-
-HELD_OUT = 0.2
-SCALE_QUANTILE = 0.95
-SEED = 0
 
 
 class RelevanceEnsemble(RelevanceDetector):
@@ -40,11 +36,11 @@ class RelevanceEnsemble(RelevanceDetector):
 
     def fit(self, data: FitData) -> RelevanceEnsemble:
         super().fit(data)
-        fit_rows, held = data.held_out_split(HELD_OUT, SEED)
+        fit_rows, held = data.held_out_split()
         self.scales = {}
         for part in self._parts():
             held_scores = part.fit(data.subset(fit_rows)).score(data.features[held], data.logits[held])
-            self.scales[part.name] = float(torch.quantile(held_scores.double().cpu(), SCALE_QUANTILE))
+            self.scales[part.name] = held_out_scale(held_scores)
         self.knn, self.mahalanobis = (part.fit(data) for part in self._parts())
         return self
 

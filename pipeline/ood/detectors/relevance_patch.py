@@ -26,13 +26,9 @@ from pathlib import Path
 import torch
 
 from pipeline.errors import UserError
-from pipeline.ood.detectors.base import FitData, RelevanceDetector, RelevanceScore
+from pipeline.ood.detectors.base import FitData, RelevanceDetector, RelevanceScore, held_out_scale
 from pipeline.ood.detectors.patch_knn import BANK_SIZE, PatchKNN
 from pipeline.ood.detectors.relevance_knn import RelevanceKNN
-
-HELD_OUT = 0.2
-SCALE_QUANTILE = 0.95
-SEED = 0
 
 
 class RelevancePatch(RelevanceDetector):
@@ -51,13 +47,12 @@ class RelevancePatch(RelevanceDetector):
 
     def fit(self, data: FitData) -> RelevancePatch:
         super().fit(data)
-        fit_rows, held = data.held_out_split(HELD_OUT, SEED)
+        fit_rows, held = data.held_out_split()
         knn, patch = self._fit_parts(data.subset(fit_rows))
         held_patches = data.patches[held.to(data.patches.device)]
         held_scores = {knn.name: knn.score(data.features[held], data.logits[held]),
                        patch.name: patch.score(held_patches)}
-        self.scales = {name: float(torch.quantile(scores.double().cpu(), SCALE_QUANTILE))
-                       for name, scores in held_scores.items()}
+        self.scales = {name: held_out_scale(scores) for name, scores in held_scores.items()}
         self.knn, self.patch = self._fit_parts(data)
         return self
 
