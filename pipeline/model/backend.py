@@ -9,11 +9,15 @@ tensors copied out of the request's buffers (which the next call reuses; ~43 kB 
 Precision is pinned to f32: OpenVINO may otherwise pick bf16 on CPUs that have it, which changes scores.
 
 Two compiled copies: one stream of all the threads for a single frame (a live stream's batches; 3.7 ms a
-frame, against 6.9 ms on one thread), and one single-thread stream per thread for batches, split across them
-and run at once. Streams share no barrier inside the network, so a decoder thread that takes a core slows one
-stream, not every layer of all of them. Batch 16 on the 2-core CPU: 259 img/s against 228 for one stream of
-two threads (1.13x); with a 1080p decode running beside it, 188 against 129 (1.45x). The outputs are
-bit-identical.
+frame, against 6.9 ms on one thread), and one single-thread stream per thread for batches. Streams share no
+barrier inside the network, so a decoder thread that takes a core slows one stream, not every layer of all
+of them. Batch 16 on the 2-core CPU: 259 img/s against 228 for one stream of two threads (1.13x); with a
+1080p decode running beside it, 188 against 129 (1.45x). A batch goes to the streams one frame a request
+(`FRAME_REQUESTS` in flight), not in one share per stream: a frame's activations stay in a core's cache,
+where eight frames' spill to memory. Batches of 16 on the 2-core AMD EPYC (3 alternating rounds): 216-222
+img/s and 8.9 CPU-ms a frame, against 172-183 img/s and 10.5-11.2 ms in two halves of 8; the monitor
+1.08-1.10x at 480p and 1.07-1.15x at 1080p (docs/PERFORMANCE.md, 2026-12-05). The outputs are
+bit-identical either way.
 Measured on the 2-core CPU (issue figures, docs/PERFORMANCE.md): 3.2-4.4x the torch eager forward, features
 within 2e-6 relative. On CUDA the torch path runs whatever the config says (OpenVINO is a CPU backend here).
 
@@ -52,6 +56,7 @@ log = logging.getLogger(__name__)
 
 Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]   # features, logits, patch features
 Forward = Callable[[torch.Tensor], Outputs]
+FRAME_REQUESTS = 16   # OpenVINO requests a batch is split over: one frame each up to this batch size
 MAX_GRAPH_BATCH = 64   # larger batches run the plain forward: a graph per size would hold their activations
 
 
@@ -115,10 +120,11 @@ class OpenVinoForward:
         self.requests = [self.request]
         if threads > 1:
             batched = core.compile_model(model, "CPU", {**settings, "NUM_STREAMS": threads})
-            self.requests = [batched.create_infer_request() for _ in range(threads)]
+            self.requests = [batched.create_infer_request() for _ in range(FRAME_REQUESTS)]
 
     def __call__(self, inputs: torch.Tensor) -> Outputs:
-        """One frame on the all-threads request; a batch split across the one-thread streams, run at once."""
+        """One frame on the all-threads request; a batch one frame a request, queued on the one-thread streams
+        (each takes the next as it finishes), run at once."""
         array = inputs.permute(0, 2, 3, 1).contiguous().numpy()   # NHWC: a view of channels-last frames
         if len(array) == 1 or len(self.requests) == 1:
             self.request.infer([array])
