@@ -195,10 +195,10 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
         # the frame rate at which decoding and scoring alone would keep every core busy
         "cpu_ceiling_fps": 1000.0 * cores / (cpu["decode"] + cpu["score"]),
         "monitor_cpu_use": medians["monitor"] * cpu["monitor"] / (1000.0 * cores),
-        # about what the monitor can reach against the bare forward when both keep the cores as busy: the
-        # forward's share of the CPU time a frame costs to decode and score apart (an estimate: in the monitor
-        # they overlap; on the 2-core CPU 0.81 against 0.78 measured, and 0.77 against 0.82)
-        "forward_bound": cpu["forward"] / (cpu["decode"] + cpu["score"]),
+        # the forward's share of the CPU time a frame costs to decode and score apart: about what the monitor
+        # reaches against the bare forward when both keep the cores as busy (an estimate: in the monitor the
+        # two overlap; on the 2-core CPU 0.81 against 0.78 measured, and 0.77 against 0.82)
+        "forward_share": cpu["forward"] / (cpu["decode"] + cpu["score"]),
     }
     if streams > 1:
         result["streams"] = {"count": streams, "realtime": realtime, "fps": medians["streams"],
@@ -259,7 +259,7 @@ def format_bench(result: dict) -> str:
                  f"{cpu['monitor']:.2f} ms a frame, {100 * result['monitor_cpu_use']:.0f}% of the cores busy")
     if result["device"].startswith(cpu_model()):     # on a GPU host the cores only feed the card
         lines.append(f"of those {cpu['decode'] + cpu['score']:.2f} ms the bare forward takes {cpu['forward']:.2f}: "
-                     f"with the cores as busy, that puts the monitor near {result['forward_bound']:.2f}x the "
+                     f"with the cores as busy, that puts the monitor near {result['forward_share']:.2f}x the "
                      "bare forward on this machine")
         lines.append(cpu_verdict(result["monitor_cpu_use"]))
     streams = result.get("streams")
