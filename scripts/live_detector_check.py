@@ -40,7 +40,7 @@ from pipeline.evaluation.cache import OUTPUTS, Transformed  # noqa: E402
 from pipeline.evaluation.datasets import OUTLIER_TRANSFORMS  # noqa: E402
 from pipeline.media.images import image_folder, list_images  # noqa: E402
 from pipeline.media.video import video_info  # noqa: E402
-from pipeline.model.backend import make_forward  # noqa: E402
+from pipeline.model.backend import Forward, make_forward  # noqa: E402
 from pipeline.model.bundle import configured_model  # noqa: E402
 from pipeline.model.classifier import file_sha256  # noqa: E402
 from pipeline.model.features import extract_features, extract_video_features  # noqa: E402
@@ -77,24 +77,30 @@ class CoresetRelevancePatch(RelevancePatch):
         return knn, patch._with_bank(rows[greedy_coreset(rows, self.bank_size)])
 
 
-def model_outputs(config, data: Path, videos: dict[str, Path], cache: Path) -> dict[str, dict[str, torch.Tensor]]:
-    """Per set (train, bank, val, synthetic.*, the videos): features, logits and patch features, cached."""
+def model_outputs(config, data: Path, videos: dict[str, Path], cache: Path, forward: Forward | None = None,
+                  tag: str = "", folders: dict[str, Path] | None = None) -> dict[str, dict[str, torch.Tensor]]:
+    """Per set (train, bank, val, synthetic.*, the videos, `folders`): features, logits and patch features,
+    cached. `forward`: the config's unless given (`tag` then names it in the cache), which the synthetic
+    outliers go through too; else those take the torch classifier."""
     classifier, preprocess, weights = configured_model(config, "cpu")
     key = file_sha256(weights)
-    forward = make_forward(config.model.backend, classifier, torch.device("cpu"), config.model.arch, key,
-                           config.preprocess.size, config.model.precision)
+    outlier_model = forward or classifier
+    forward = forward or make_forward(config.model.backend, classifier, torch.device("cpu"), config.model.arch, key,
+                                      config.preprocess.size, config.model.precision)
     paths = {"train": image_folder(data / "ID" / "train")[0], "bank": list_images(data / "ID" / "bank"),
-             "val": image_folder(data / "ID" / "val")[0]}
+             "val": image_folder(data / "ID" / "val")[0],
+             **{name: list_images(folder) for name, folder in (folders or {}).items()}}
     jobs: dict[str, Callable[[], tuple[torch.Tensor, ...]]] = {
         name: (lambda p=p, n=name: extract_features(forward, preprocess, p, desc=n)) for name, p in paths.items()}
     for name, transform in OUTLIER_TRANSFORMS.items():
         jobs[f"synthetic.{name}"] = lambda t=transform, n=name: extract_features(
-            Transformed(classifier, t), preprocess, paths["val"], desc=n)
+            Transformed(outlier_model, t), preprocess, paths["val"], desc=n)
     for name, clip in videos.items():
         jobs[name] = lambda c=clip: extract_video_features(forward, preprocess, c)
     outputs = {}
     for name, job in jobs.items():
-        path = cache / f"{key[:16]}-{name}-{videos[name].stem if name in videos else 'images'}.safetensors"
+        source = videos[name].stem if name in videos else "images"
+        path = cache / f"{key[:16]}{tag and '-' + tag}-{name}-{source}.safetensors"
         if not path.is_file():
             cache.mkdir(parents=True, exist_ok=True)
             save_file({o: t.contiguous() for o, t in zip(OUTPUTS, job(), strict=True)}, str(path))

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from pipeline.config import Config
 from pipeline.evaluation.datasets import OUTLIER_TRANSFORMS, ImageSet
 from pipeline.media.images import read_rgb
+from pipeline.model.backend import Forward
 from pipeline.model.bundle import configured_model
 from pipeline.model.classifier import FeatureClassifier, file_sha256
 from pipeline.model.features import extract_features, extract_video_features
@@ -28,9 +29,10 @@ OUTPUTS = ("features", "logits", "patches")   # what a cached file holds per ima
 
 
 class Transformed(torch.nn.Module):
-    """The classifier seen through an input transform (for the synthetic validation outliers)."""
+    """The classifier (or another forward of it) seen through an input transform (for the synthetic validation
+    outliers)."""
 
-    def __init__(self, classifier: FeatureClassifier,
+    def __init__(self, classifier: FeatureClassifier | Forward,
                  transform: Callable[[torch.Tensor], torch.Tensor]) -> None:
         super().__init__()
         self.classifier = classifier

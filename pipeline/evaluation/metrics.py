@@ -50,7 +50,7 @@ def metrics_by_set(scores: dict[str, np.ndarray], id_name: str, ood_names: Seque
 
 
 
-def _auroc(id_scores: np.ndarray, ood_scores: np.ndarray) -> float:
+def rank_auroc(id_scores: np.ndarray, ood_scores: np.ndarray) -> float:
     """AUROC as the Mann-Whitney statistic (ties count half): what roc_auc_score gives, in a tenth of the time."""
     ranks = rankdata(np.concatenate([id_scores, ood_scores]))
     n_id, n_ood = len(id_scores), len(ood_scores)
@@ -65,7 +65,7 @@ def bootstrap_intervals(id_scores: np.ndarray, ood_scores: np.ndarray, rounds: i
     samples = np.empty((rounds, 2))
     for row in samples:
         ids, oods = rng.choice(id_scores, len(id_scores)), rng.choice(ood_scores, len(ood_scores))
-        row[:] = _auroc(ids, oods), fpr_at_tpr(ids, oods)
+        row[:] = rank_auroc(ids, oods), fpr_at_tpr(ids, oods)
     low, high = 100.0 * np.percentile(samples, [2.5, 97.5], axis=0)
     return {"auroc": [round(low[0], 2), round(high[0], 2)], "fpr95": [round(low[1], 2), round(high[1], 2)]}
 

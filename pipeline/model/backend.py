@@ -68,43 +68,48 @@ def cache_folder() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nero-monitor"
 
 
+def openvino_model(classifier: FeatureClassifier, arch: str, weights_sha256: str, size: int):
+    """The classifier as an OpenVINO model taking NHWC frames: converted once, then read from the cache."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise UserError("config key 'model.backend' is openvino but OpenVINO is not installed: "
+                        "pip install openvino (or set model.backend: torch)") from None
+    version = ov.__version__.split("-")[0]
+    # "p": the model with its patch output; a cached copy from before it had two outputs only
+    path = cache_folder() / "openvino" / f"{arch}-{size}-{weights_sha256[:16]}-{version}-p.xml"
+    if path.is_file():
+        model = ov.Core().read_model(path)
+    else:
+        log.info("converting %s to OpenVINO (once; cached in %s)", arch, path.parent)
+        # Through torch.export, not TorchScript tracing, which torch 2.14 warns is deprecated. On the 2-core
+        # CPU: the same outputs bit for bit (the demo clip's 1,875 frame messages identical), the same
+        # speed, 13 s to convert once instead of 4. The example batch is 2: a batch of 1 would fix it at 1.
+        batch = torch.export.Dim("batch", min=1)
+        program = torch.export.export(classifier.eval().cpu(), (torch.zeros(2, 3, size, size),),
+                                      dynamic_shapes=({0: batch},))
+        model = ov.convert_model(program, input=[ov.PartialShape([-1, 3, size, size])])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.xml")   # processes may race: each
+        # writes its own, and the renames (atomic) leave one whole copy
+        ov.save_model(model, partial, compress_to_fp16=False)
+        partial.with_suffix(".bin").rename(path.with_suffix(".bin"))
+        partial.rename(path)
+    # Frames arrive channels-last (the uint8 resize keeps their layout), so the network takes NHWC and
+    # OpenVINO folds the transpose into its first layer: 16 frames in 72.8-73.8 ms against 75.8-78.9 with
+    # a copy to NCHW first (2-core CPU), bit-identical outputs.
+    from openvino.preprocess import PrePostProcessor
+    layout = PrePostProcessor(model)
+    layout.input().tensor().set_layout(ov.Layout("NHWC"))
+    layout.input().model().set_layout(ov.Layout("NCHW"))
+    return layout.build()
+
+
 class OpenVinoForward:
-    def __init__(self, classifier: FeatureClassifier, arch: str, weights_sha256: str, size: int,
-                 requested: str = "float32") -> None:
-        try:
-            import openvino as ov
-        except ImportError:
-            raise UserError("config key 'model.backend' is openvino but OpenVINO is not installed: "
-                            "pip install openvino (or set model.backend: torch)") from None
-        version = ov.__version__.split("-")[0]
-        # "p": the model with its patch output; a cached copy from before it had two outputs only
-        path = cache_folder() / "openvino" / f"{arch}-{size}-{weights_sha256[:16]}-{version}-p.xml"
+    def __init__(self, model, requested: str = "float32") -> None:
+        """`model`: `openvino_model`'s, or a quantized copy of it (its precision is then int8)."""
+        import openvino as ov
         core = ov.Core()
-        if path.is_file():
-            model = core.read_model(path)
-        else:
-            log.info("converting %s to OpenVINO (once; cached in %s)", arch, path.parent)
-            # Through torch.export, not TorchScript tracing, which torch 2.14 warns is deprecated. On the 2-core
-            # CPU: the same outputs bit for bit (the demo clip's 1,875 frame messages identical), the same
-            # speed, 13 s to convert once instead of 4. The example batch is 2: a batch of 1 would fix it at 1.
-            batch = torch.export.Dim("batch", min=1)
-            program = torch.export.export(classifier.eval().cpu(), (torch.zeros(2, 3, size, size),),
-                                          dynamic_shapes=({0: batch},))
-            model = ov.convert_model(program, input=[ov.PartialShape([-1, 3, size, size])])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.xml")   # processes may race: each
-            # writes its own, and the renames (atomic) leave one whole copy
-            ov.save_model(model, partial, compress_to_fp16=False)
-            partial.with_suffix(".bin").rename(path.with_suffix(".bin"))
-            partial.rename(path)
-        # Frames arrive channels-last (the uint8 resize keeps their layout), so the network takes NHWC and
-        # OpenVINO folds the transpose into its first layer: 16 frames in 72.8-73.8 ms against 75.8-78.9 with
-        # a copy to NCHW first (2-core CPU), bit-identical outputs.
-        from openvino.preprocess import PrePostProcessor
-        layout = PrePostProcessor(model)
-        layout.input().tensor().set_layout(ov.Layout("NHWC"))
-        layout.input().model().set_layout(ov.Layout("NCHW"))
-        model = layout.build()
         threads = torch.get_num_threads()
         hint = "f32"
         if requested == "bfloat16":
@@ -113,7 +118,8 @@ class OpenVinoForward:
             else:
                 log.warning("model.precision is bfloat16 but this CPU has no bfloat16 instructions: the forward "
                             "runs in float32")
-        self.precision = "bfloat16" if hint == "bf16" else "float32"
+        quantized = any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+        self.precision = "int8" if quantized else "bfloat16" if hint == "bf16" else "float32"
         self.description = f"OpenVINO {self.precision}"
         settings = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads}
         self.request = core.compile_model(model, "CPU", {**settings, "NUM_STREAMS": 1}).create_infer_request()
@@ -252,7 +258,7 @@ def make_forward(backend: str, classifier: FeatureClassifier, device: torch.devi
         log.warning("model.backend %s runs on the CPU only; the model runs on %s with torch", backend, device)
         backend = "torch"
     if backend == "openvino":
-        return OpenVinoForward(classifier, arch, weights_sha256, size, precision)
+        return OpenVinoForward(openvino_model(classifier, arch, weights_sha256, size), precision)
     forward: Forward = classifier
     if device.type == "cuda" and precision == "float32":
         # float32 on a GPU means float32: torch lets cuDNN run float32 convolutions in TF32 (10-bit mantissa)

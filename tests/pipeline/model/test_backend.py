@@ -18,7 +18,14 @@ import torch
 import yaml
 
 from pipeline.config import DEFAULT_CONFIG, load_config
-from pipeline.model.backend import AutocastForward, CudaGraphForward, OpenVinoForward, cache_folder, make_forward
+from pipeline.model.backend import (
+    AutocastForward,
+    CudaGraphForward,
+    OpenVinoForward,
+    cache_folder,
+    make_forward,
+    openvino_model,
+)
 from pipeline.model.bundle import configured_weights
 from pipeline.model.classifier import file_sha256
 from pipeline.ood.truth import runs
@@ -36,7 +43,8 @@ def weights_sha256() -> str:
 def openvino_bundle(bundle, weights_sha256, tmp_path_factory):
     pytest.importorskip("openvino")
     os.environ["NERO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    return dataclasses.replace(bundle, forward=OpenVinoForward(bundle.classifier, bundle.arch, weights_sha256, 224))
+    model = openvino_model(bundle.classifier, bundle.arch, weights_sha256, 224)
+    return dataclasses.replace(bundle, forward=OpenVinoForward(model))
 
 
 def test_features_and_predictions_match_torch_on_real_frames(bundle, openvino_bundle, demo_frames):
@@ -58,7 +66,7 @@ def test_the_converted_model_is_cached_and_reused(bundle, openvino_bundle, weigh
     assert not list(cached[0].parent.glob("*partial*"))             # written whole, then renamed
     before = cached[0].stat().st_mtime_ns
     with caplog.at_level("INFO", logger="pipeline.model.backend"):
-        OpenVinoForward(bundle.classifier, bundle.arch, weights_sha256, 224)
+        OpenVinoForward(openvino_model(bundle.classifier, bundle.arch, weights_sha256, 224))
     assert "converting" not in caplog.text and cached[0].stat().st_mtime_ns == before
 
 
@@ -102,7 +110,7 @@ def episodes(intervals: list[tuple[int, int]], gap: int = 25) -> list[tuple[int,
 def bfloat16_forwards(bundle, weights_sha256):
     yield AutocastForward(bundle.classifier, torch.device("cpu"), torch.bfloat16)
     pytest.importorskip("openvino")
-    yield OpenVinoForward(bundle.classifier, bundle.arch, weights_sha256, 224, "bfloat16")
+    yield OpenVinoForward(openvino_model(bundle.classifier, bundle.arch, weights_sha256, 224), "bfloat16")
 
 
 def test_bfloat16_keeps_predictions_and_scores_close_and_the_explanations_model_in_float32(
