@@ -30,7 +30,7 @@ from pipeline.errors import UserError
 # Scores the live monitor can alert on: NERO and pipeline.ood.detectors.LIVE (named here, torch-free, to
 # check configs before anything heavy loads; tests/pipeline/test_config.py keeps the two lists equal).
 MODEL_BACKENDS = ("auto", "torch", "openvino")
-MODEL_PRECISIONS = ("float32", "bfloat16")    # pipeline/model/backend.py
+MODEL_PRECISIONS = ("float32", "bfloat16", "int8")    # pipeline/model/backend.py, quantize.py
 LIVE_DETECTORS = ("nero", "relevance-knn", "relevance-mahalanobis", "relevance-ensemble", "relevance-patch")
 SMOOTHING_KINDS = ("none", "mean", "median")  # pipeline/ood/alert.py
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -61,7 +61,9 @@ class ModelConfig:
     # CPU with bf16 instructions: 1.76-2.00x its float32 forward on the 2-core AMD EPYC; torch under autocast on
     # a GPU). Scores move by about 0.004, and a float32 artifact's false-alarm rate holds only roughly (one false
     # alarm on its 11-minute calibration video, none in float32, none after a refit with this setting:
-    # docs/PERFORMANCE.md), so it is a choice, not a default.
+    # docs/PERFORMANCE.md), so it is a choice, not a default. Or int8 (OpenVINO on the CPU): quantized by `nero
+    # fit`, which needs the int8 extra (NNCF), into the artifact it fits; 2.3x the float32 forward on the 2-core
+    # CPU, the live detector's validation AUROC kept (pipeline/model/quantize.py).
     precision: str = "float32"
     # On a GPU (ignored with a warning elsewhere): replay the forward from CUDA graphs captured per batch size
     # (one launch instead of hundreds; checked against the plain forward when captured, which it replaces if
@@ -269,6 +271,9 @@ def validate(config: Config) -> Config:
     if config.model.precision not in MODEL_PRECISIONS:
         raise UserError(f"config key 'model.precision' must be one of {', '.join(MODEL_PRECISIONS)}, "
                         f"got {config.model.precision!r}")
+    if config.model.precision == "int8" and config.model.backend == "torch":
+        raise UserError("config key 'model.precision' is int8, which runs with OpenVINO only, but model.backend is "
+                        "torch: set model.backend to openvino or auto")
     if config.detector not in LIVE_DETECTORS:
         raise UserError(f"config key 'detector' must be one of {', '.join(LIVE_DETECTORS)}, "
                         f"got {config.detector!r}")

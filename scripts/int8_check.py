@@ -1,7 +1,7 @@
 """Can the forward run in int8 and keep the live detector? OpenVINO's float32 model quantized by NNCF's
 post-training quantization, calibrated on training windows, against the float32 forward on the same data.
 
-    pip install nncf    # not a dependency of the project: int8 is not offered (docs/RESULTS.md, 2026-12-05)
+    pip install 'nero-monitor[int8]'    # NNCF
     python scripts/int8_check.py --data work/benchmark \
         --calibration-video work/calibration/calibration.mp4 --video scripts/demo/clip.mp4
 
@@ -15,10 +15,9 @@ outliers went through the torch model, within 2e-6 of OpenVINO's); each quantiza
 beside them under its name.
 
 Quantizations tried (`VARIANTS`):
-- `nncf-default`: every layer NNCF quantizes by default;
-- `convolutions`: the convolutions only, with the slower, exact bias correction. By default NNCF also
-  quantizes the input of the patch branch's pooling, one scale for two concatenated blocks of different
-  range; the patch features moved by 110-130% (relative norm) that way, by 10% with the pooling in float;
+- `nncf-default`: every layer NNCF quantizes by default, its fast bias correction;
+- `convolutions`: `model.precision: int8`'s (pipeline/model/quantize.py): the convolutions only, NNCF's
+  exact bias correction;
 - `pointwise`: the depthwise convolutions kept in float too.
 """
 
@@ -47,6 +46,7 @@ from pipeline.media.video import video_info  # noqa: E402
 from pipeline.model.backend import OpenVinoForward, openvino_model  # noqa: E402
 from pipeline.model.bundle import configured_model  # noqa: E402
 from pipeline.model.classifier import file_sha256  # noqa: E402
+from pipeline.model.quantize import CALIBRATION, FLOAT_OPERATIONS, calibration_frames, quantize, require_nncf  # noqa: E402
 from pipeline.ood.detectors.base import FitData  # noqa: E402
 from pipeline.ood.detectors.patch_knn import BANK_SIZE  # noqa: E402
 from pipeline.ood.detectors.relevance_patch import RelevancePatch  # noqa: E402
@@ -54,24 +54,14 @@ from pipeline.ood.nero import relevance  # noqa: E402
 from pipeline.ood.operating_point import calibrate  # noqa: E402
 from pipeline.ood.truth import Truth, truth_path  # noqa: E402
 
-FLOAT_OPS = ["AvgPool", "AdaptiveAvgPool", "Concat", "ReduceMean", "MatMul"]
-VARIANTS = {
-    "nncf-default": {},
-    "convolutions": {"fast_bias_correction": False, "ignored": FLOAT_OPS},
-    "pointwise": {"fast_bias_correction": False, "ignored": [*FLOAT_OPS, "GroupConvolution"]},
+VARIANTS = {     # quantize()'s settings: operations left in float, NNCF's exact bias correction
+    "nncf-default": {"float_operations": (), "exact_bias": False},
+    "convolutions": {"float_operations": FLOAT_OPERATIONS, "exact_bias": True},   # model.precision: int8's
+    "pointwise": {"float_operations": (*FLOAT_OPERATIONS, "GroupConvolution"), "exact_bias": True},
 }
 AUROC_BAR = 0.5         # points of validation AUROC int8 may lose (issue 12)
 BOOTSTRAP_ROUNDS = 1000
 SPEED_ROUNDS, SPEED_BATCH = 3, 16
-
-
-def quantized(model, frames: list[np.ndarray], variant: str):
-    """`model` quantized by NNCF, its activation ranges taken from `frames` (NHWC float arrays of one frame)."""
-    import nncf
-    settings = dict(VARIANTS[variant])
-    ignored = settings.pop("ignored", None)
-    scope = nncf.IgnoredScope(types=ignored) if ignored else None
-    return nncf.quantize(model, nncf.Dataset(frames), subset_size=len(frames), ignored_scope=scope, **settings)
 
 
 def paired_auroc_difference(ids: tuple[np.ndarray, np.ndarray], outliers: tuple[np.ndarray, np.ndarray],
@@ -104,25 +94,20 @@ def images_a_second(forwards: dict[str, OpenVinoForward], inputs: torch.Tensor) 
 def main(argv: list[str] | None = None) -> int:
     parser = benchmark_arguments(__doc__.split("\n")[0], Path("work/live-check"))
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--calibration-images", type=int, default=300, metavar="N",
-                        help="training windows NNCF takes activation ranges from (default 300, its default)")
+    parser.add_argument("--calibration-images", type=int, default=CALIBRATION, metavar="N",
+                        help=f"training windows NNCF takes activation ranges from (default {CALIBRATION}, "
+                             "model.precision int8's)")
     args = parser.parse_args(argv)
     check_inputs(args)
-    try:
-        import nncf  # noqa: F401
-    except ImportError:
-        raise UserError("this check needs NNCF: pip install nncf") from None
+    require_nncf()
     config = load_config(args.config)
     torch.set_grad_enabled(False)
     classifier, preprocess, weights = configured_model(config, "cpu")
     model = openvino_model(classifier, config.model.arch, file_sha256(weights), config.preprocess.size)
-    train = image_folder(args.data / "ID" / "train")[0]
-    picked = np.random.default_rng(0).choice(len(train), min(args.calibration_images, len(train)), replace=False)
-    frames = [preprocess([torch.from_numpy(read_rgb(train[i]))]).permute(0, 2, 3, 1).contiguous().numpy()
-              for i in picked]
+    frames = calibration_frames(preprocess, image_folder(args.data / "ID" / "train")[0], args.calibration_images)
     forwards = {"float32": OpenVinoForward(model)}
     for variant in args.variants:
-        forwards[variant] = OpenVinoForward(quantized(model, frames, variant))
+        forwards[variant] = OpenVinoForward(quantize(model, frames, **VARIANTS[variant]))
     videos = {"calibration": args.calibration_video, **({"video": args.video} if args.video else {})}
     folders = {f"ood.{folder.name}": folder for folder in sorted((args.data / "OOD").iterdir()) if folder.is_dir()}
     rows = {name: model_outputs(config, args.data, videos, args.cache, None if name == "float32" else forward,

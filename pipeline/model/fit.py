@@ -16,10 +16,11 @@ from pipeline.errors import UserError
 from pipeline.media.images import image_folder, list_images, read_rgb, thumbnail, write_mosaic
 from pipeline.media.video import video_info
 from pipeline.model.artifact import save_artifact
-from pipeline.model.backend import forward_precision, make_forward
+from pipeline.model.backend import forward_precision, make_forward, openvino_model
 from pipeline.model.bundle import configured_model, preprocess_settings
 from pipeline.model.classifier import file_sha256
 from pipeline.model.features import extract_features, extract_video_features
+from pipeline.model.quantize import calibration_frames, quantize, save_quantized
 from pipeline.ood.alert import ID_QUANTILE, threshold_for
 from pipeline.ood.detectors.base import FitData
 from pipeline.ood.detectors.relevance_ensemble import RelevanceEnsemble
@@ -81,9 +82,15 @@ def fit_artifact(
     # calibrated on torch's float32 scores had let bfloat16 raise a false alarm on the calibration video.
     weights_sha256 = file_sha256(weights)
     model_settings = config.model
+    int8 = None
+    if model_settings.precision == "int8":     # quantized here, from training windows, into the artifact
+        frames = calibration_frames(preprocess, train_paths)
+        model = openvino_model(classifier, model_settings.arch, weights_sha256, config.preprocess.size)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        int8 = save_quantized(quantize(model, frames), out_dir)
     forward = make_forward(model_settings.backend, classifier, torch.device(device), model_settings.arch,
                            weights_sha256, config.preprocess.size, model_settings.precision,
-                           model_settings.cuda_graphs)
+                           model_settings.cuda_graphs, out_dir / int8["file"] if int8 else None)
     train_features, train_logits, train_patches = extract_features(forward, preprocess, train_paths, batch_size,
                                                                    device, "train")
     val_features, val_logits, val_patches = extract_features(forward, preprocess, val_paths, batch_size, device,
@@ -147,7 +154,7 @@ def fit_artifact(
         threshold_rule=f"{ID_QUANTILE:.0%} of in-distribution validation images ({len(val_paths)}) score "
                        f"at or below it",
         model={"arch": config.model.arch, "weights": WEIGHTS_NAME, "sha256": weights_sha256,
-               "precision": forward_precision(forward)},
+               "precision": forward_precision(forward), **({"int8": int8} if int8 else {})},
         preprocess=preprocess_settings(config),
         data={"train": str(train_dir), "val": str(val_dir),
               "train_per_class": dict(zip(classes, np.bincount(train_labels).tolist(), strict=True)),

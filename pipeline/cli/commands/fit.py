@@ -58,9 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.model.fit import fit_artifact
+    from pipeline.model.quantize import require_nncf
     from pipeline.ood.nero import DEFAULT_K
 
     config = load_config(args.config)
+    if config.model.precision == "int8":
+        require_nncf()
     if args.knn_k < 1:
         raise UserError(f"--knn-k must be at least 1, got {args.knn_k}")
     if args.bank is not None and not args.bank.is_dir():
