@@ -15,9 +15,10 @@ outliers went through the torch model, within 2e-6 of OpenVINO's); each quantiza
 beside them under its name.
 
 Quantizations tried (`VARIANTS`):
-- `nncf-default`: every layer NNCF quantizes by default, its fast bias correction;
-- `convolutions`: `model.precision: int8`'s (pipeline/model/quantize.py): the convolutions only, NNCF's
-  exact bias correction;
+- `nncf-default`: `model.precision: int8`'s (pipeline/model/quantize.py): every layer NNCF quantizes by
+  default, its fast bias correction;
+- `convolutions`: the convolutions only (the patch branch's pooling, the global pooling and the head in
+  float), NNCF's exact bias correction: features closer to float32's;
 - `pointwise`: the depthwise convolutions kept in float too.
 """
 
@@ -46,7 +47,7 @@ from pipeline.media.video import video_info  # noqa: E402
 from pipeline.model.backend import OpenVinoForward, openvino_model  # noqa: E402
 from pipeline.model.bundle import configured_model  # noqa: E402
 from pipeline.model.classifier import file_sha256  # noqa: E402
-from pipeline.model.quantize import CALIBRATION, FLOAT_OPERATIONS, calibration_frames, quantize, require_nncf  # noqa: E402
+from pipeline.model.quantize import CALIBRATION, calibration_frames, quantize, require_nncf  # noqa: E402
 from pipeline.ood.detectors.base import FitData  # noqa: E402
 from pipeline.ood.detectors.patch_knn import BANK_SIZE  # noqa: E402
 from pipeline.ood.detectors.relevance_patch import RelevancePatch  # noqa: E402
@@ -54,9 +55,10 @@ from pipeline.ood.nero import relevance  # noqa: E402
 from pipeline.ood.operating_point import calibrate  # noqa: E402
 from pipeline.ood.truth import Truth, truth_path  # noqa: E402
 
+FLOAT_OPERATIONS = ("AvgPool", "AdaptiveAvgPool", "Concat", "ReduceMean", "MatMul")   # the patch pooling, the head
 VARIANTS = {     # quantize()'s settings: operations left in float, NNCF's exact bias correction
-    "nncf-default": {"float_operations": (), "exact_bias": False},
-    "convolutions": {"float_operations": FLOAT_OPERATIONS, "exact_bias": True},   # model.precision: int8's
+    "nncf-default": {},                                                   # model.precision: int8's
+    "convolutions": {"float_operations": FLOAT_OPERATIONS, "exact_bias": True},
     "pointwise": {"float_operations": (*FLOAT_OPERATIONS, "GroupConvolution"), "exact_bias": True},
 }
 AUROC_BAR = 0.5         # points of validation AUROC int8 may lose (issue 12)
