@@ -240,7 +240,8 @@ def cpu_verdict(use: float) -> str:
     """What the monitor's share of the cores says about where its time goes."""
     if use >= BOUND_BY_CPU:
         return ("the monitor is bound by the CPU: only less work a frame makes it faster (model.precision: "
-                "bfloat16 where the CPU has it, a smaller model, fewer pixels to decode, or a GPU)")
+                "int8 with an artifact fitted for it, or bfloat16 where the CPU has it; a smaller model, fewer "
+                "pixels to decode, or a GPU)")
     return (f"the monitor left {100 * (1 - use):.0f}% of the cores idle: it waited on something other than the "
             "CPU (a slow disk or subscriber, a full queue); the per-stage latencies of `nero replay "
             "--metrics-json` show where")

@@ -607,7 +607,7 @@ class Runner:
             cause = max(stages, key=stages.get)
             why = {"queue": "frames wait for the model, which is slower than the sources (fewer streams, a "
                             "faster backend: model.backend, model.precision: bfloat16 on a CPU with bfloat16 "
-                            "instructions, or a GPU)",
+                            "instructions or int8 with an artifact fitted for it, or a GPU)",
                    "infer": "the model itself is slow on this machine (another process may be using the cores)",
                    "publish": "publishing is slow (a subscriber that lags in replay, a slow disk for the audit)"}
             message = (f"real time lost: {fps:.1f} fps published for {source_fps:.1f} fps of sources, end-to-end "
