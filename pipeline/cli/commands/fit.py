@@ -7,6 +7,10 @@ relevance_bank.safetensors for relevance-kNN, patch_bank.safetensors for relevan
 the model weights, and a config.yaml that pairs them with your other settings), ready for `nero score`,
 `nero replay` and `nero live`.
 
+With `precision: int8` under `model:` in the config it also quantizes the model for OpenVINO (NNCF, from 300
+of the training images: pip install 'nero-monitor[int8]') into model.int8.xml/.bin, and fits on the int8
+model's features; the monitor then runs that model.
+
 example (work/benchmark is built from ../shared/data by scripts/prepare_data.py, see docs/DATA.md):
   nero fit --train work/benchmark/ID/train --val work/benchmark/ID/val --out centroids/mine
 """
