@@ -253,17 +253,17 @@ def openvino_installed() -> bool:
 
 def make_forward(backend: str, classifier: FeatureClassifier, device: torch.device, arch: str,
                  weights_sha256: str, size: int, precision: str = "float32", cuda_graphs: bool = False,
-                 int8_model: Path | None = None) -> Forward:
+                 int8_model=None) -> Forward:
     """The forward pass to run: the torch classifier itself, or the configured faster backend, precision and
-    (on a GPU) CUDA graphs. `int8_model`: the artifact's quantized model, which precision int8 runs."""
+    (on a GPU) CUDA graphs. `int8_model`: the quantized OpenVINO model precision int8 runs (`quantize`'s, or
+    the artifact's by `read_quantized`)."""
     if precision == "int8":
         if device.type != "cpu":
             raise UserError(f"config key 'model.precision' is int8, which runs with OpenVINO on the CPU only, but "
                             f"the device is {device}: set device: cpu, or another precision")
-        if not openvino_installed():
-            raise UserError("config key 'model.precision' is int8, which runs with OpenVINO: pip install openvino")
-        import openvino as ov
-        return OpenVinoForward(ov.Core().read_model(int8_model))
+        if int8_model is None:
+            raise ValueError("precision int8 needs the quantized model")
+        return OpenVinoForward(int8_model)
     if backend == "auto":
         backend = "openvino" if device.type == "cpu" and openvino_installed() else "torch"
     if backend != "torch" and device.type != "cpu":

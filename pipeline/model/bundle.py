@@ -21,7 +21,7 @@ from pipeline.model.artifact import Artifact, detector_settings, load_artifact
 from pipeline.model.backend import Forward, forward_precision, make_forward
 from pipeline.model.classifier import FeatureClassifier, file_sha256, load_classifier
 from pipeline.model.preprocess import Preprocess
-from pipeline.model.quantize import quantized_model_path
+from pipeline.model.quantize import read_quantized
 from pipeline.ood.alert import AlertRule
 from pipeline.ood.detectors import LIVE
 from pipeline.ood.detectors.base import RelevanceDetector, RelevanceScore
@@ -242,7 +242,7 @@ def load_bundle(config: Config, device: str | None = None, index_backend: str = 
     scorer = artifact.scorer
     detector = LIVE[config.detector].load(artifact.path, settings, scorer.weight, scorer.bias) \
         if config.detector in LIVE else None
-    int8_model = quantized_model_path(artifact.path, artifact.manifest) if config.model.precision == "int8" else None
+    int8_model = read_quantized(artifact.path, artifact.manifest) if config.model.precision == "int8" else None
     classifier, preprocess, _ = configured_model(config, device)
     forward = make_forward(config.model.backend, classifier, device, config.model.arch, weights_sha256,
                            config.preprocess.size, config.model.precision, config.model.cuda_graphs, int8_model)

@@ -82,15 +82,13 @@ def fit_artifact(
     # calibrated on torch's float32 scores had let bfloat16 raise a false alarm on the calibration video.
     weights_sha256 = file_sha256(weights)
     model_settings = config.model
-    int8 = None
-    if model_settings.precision == "int8":     # quantized here, from training windows, into the artifact
-        frames = calibration_frames(preprocess, train_paths)
+    quantized = None
+    if model_settings.precision == "int8":     # quantized here, from training windows; saved with the artifact
         model = openvino_model(classifier, model_settings.arch, weights_sha256, config.preprocess.size)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        int8 = save_quantized(quantize(model, frames), out_dir)
+        quantized = quantize(model, calibration_frames(preprocess, train_paths))
     forward = make_forward(model_settings.backend, classifier, torch.device(device), model_settings.arch,
                            weights_sha256, config.preprocess.size, model_settings.precision,
-                           model_settings.cuda_graphs, out_dir / int8["file"] if int8 else None)
+                           model_settings.cuda_graphs, quantized)
     train_features, train_logits, train_patches = extract_features(forward, preprocess, train_paths, batch_size,
                                                                    device, "train")
     val_features, val_logits, val_patches = extract_features(forward, preprocess, val_paths, batch_size, device,
@@ -144,6 +142,7 @@ def fit_artifact(
             alert = config.alert
             found = calibrate([video_live[name]], fps, alert.on_count, alert.window, alert.off_after)
             detectors[name]["operating_points"] = {**found.as_dict(), "video": calibration_video.name}
+    int8 = save_quantized(quantized, out_dir) if quantized is not None else None
     artifact_weights = out_dir / WEIGHTS_NAME
     if artifact_weights.resolve() != weights.resolve():
         shutil.copyfile(weights, artifact_weights)

@@ -94,7 +94,7 @@ def save_quantized(model, folder: Path) -> dict[str, str]:
             "calibration": f"{CALIBRATION} training windows (seed {SEED})"}
 
 
-def quantized_model_path(folder: Path, manifest: dict) -> Path:
+def read_quantized(folder: Path, manifest: dict):
     """The artifact's int8 model, checked against the manifest; a one-line error where there is none."""
     entry = manifest.get("model", {}).get("int8")
     if entry is None:
@@ -107,4 +107,9 @@ def quantized_model_path(folder: Path, manifest: dict) -> Path:
         raise UserError(f"artifact {folder} lists an int8 model but {missing[0]} is missing: refit it")
     if file_digest(files) != entry["sha256"]:
         raise UserError(f"the int8 model in {folder} does not match its manifest's SHA-256: refit it")
-    return xml
+    try:
+        import openvino as ov
+    except ImportError:
+        raise UserError("config key 'model.precision' is int8, which runs with OpenVINO: "
+                        "pip install openvino") from None
+    return ov.Core().read_model(xml)
