@@ -34,13 +34,13 @@ def test_all_pools_every_ood_set():
 
 
 def test_bootstrap_intervals_hold_the_point_figure_and_widen_for_a_small_set():
-    from pipeline.evaluation.metrics import _auroc, bootstrap_intervals
+    from pipeline.evaluation.metrics import bootstrap_intervals, rank_auroc
 
     rng = np.random.default_rng(3)
     id_scores, ood_scores = rng.normal(size=300), rng.normal(1.0, size=60)
     ood_scores[:5] = id_scores[:5]                                      # ties count half, as in sklearn
     truth = np.r_[np.zeros(300), np.ones(60)]
-    assert _auroc(id_scores, ood_scores) == pytest.approx(roc_auc_score(truth, np.r_[id_scores, ood_scores]))
+    assert rank_auroc(id_scores, ood_scores) == pytest.approx(roc_auc_score(truth, np.r_[id_scores, ood_scores]))
     wide, narrow = bootstrap_intervals(id_scores, ood_scores[:6]), bootstrap_intervals(id_scores, ood_scores)
     point = ood_metrics(id_scores, ood_scores)
     assert narrow["auroc"][0] < point["auroc"] < narrow["auroc"][1]
