@@ -251,6 +251,13 @@ def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def check_int8_device(device: torch.device) -> None:
+    """int8 runs with OpenVINO, on the CPU: a one-line error for any other device."""
+    if device.type != "cpu":
+        raise UserError(f"config key 'model.precision' is int8, which runs with OpenVINO on the CPU only, but "
+                        f"the device is {device}: set device: cpu, or another precision")
+
+
 def make_forward(backend: str, classifier: FeatureClassifier, device: torch.device, arch: str,
                  weights_sha256: str, size: int, precision: str = "float32", cuda_graphs: bool = False,
                  int8_model=None) -> Forward:
@@ -258,9 +265,7 @@ def make_forward(backend: str, classifier: FeatureClassifier, device: torch.devi
     (on a GPU) CUDA graphs. `int8_model`: the quantized OpenVINO model precision int8 runs (`quantize`'s, or
     the artifact's by `read_quantized`)."""
     if precision == "int8":
-        if device.type != "cpu":
-            raise UserError(f"config key 'model.precision' is int8, which runs with OpenVINO on the CPU only, but "
-                            f"the device is {device}: set device: cpu, or another precision")
+        check_int8_device(device)
         if int8_model is None:
             raise ValueError("precision int8 needs the quantized model")
         return OpenVinoForward(int8_model)

@@ -60,7 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from pipeline.config import load_config
+    from pipeline.model.backend import check_int8_device
     from pipeline.model.fit import fit_artifact
     from pipeline.model.quantize import require_nncf
     from pipeline.ood.nero import DEFAULT_K
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if config.model.precision == "int8":
         require_nncf()
+        check_int8_device(torch.device(config.torch_device()))
     if args.knn_k < 1:
         raise UserError(f"--knn-k must be at least 1, got {args.knn_k}")
     if args.bank is not None and not args.bank.is_dir():
