@@ -8,11 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from pipeline.cli import main
 from pipeline.config import load_config
+from pipeline.errors import UserError
 from pipeline.media.images import list_images
+from pipeline.model.backend import check_int8_device
 from pipeline.model.bundle import load_bundle
 
 FIXTURES = Path(__file__).resolve().parents[2] / "data"
@@ -88,3 +91,8 @@ def test_an_altered_int8_model_is_refused(artifacts, tmp_path, capsys):
     (copy / "model.int8.bin").write_bytes(bytes(weights))
     assert main(["score", str(FIXTURES / "OOD" / "natural"), "--config", str(copy / "config.yaml")]) == 2
     assert "does not match its manifest's SHA-256" in capsys.readouterr().err
+
+
+def test_int8_off_the_cpu_is_refused_by_name():
+    with pytest.raises(UserError, match="'model.precision' is int8, which runs with OpenVINO on the CPU only.*cuda"):
+        check_int8_device(torch.device("cuda"))
