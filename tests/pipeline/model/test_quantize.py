@@ -66,10 +66,12 @@ def test_int8_decides_the_test_images_as_float32_does(artifacts, tmp_path):
     assert len(decisions["int8"]) == len(decisions["float32"]) == sum(len(list_images(FIXTURES / name))
                                                                          for name in SETS)
     pairs = list(zip(decisions["float32"], decisions["int8"], strict=True))
-    assert sum(ours["pred"] == theirs["pred"] for theirs, ours in pairs) >= 0.9 * len(pairs)
-    assert sum(ours["ood"] == theirs["ood"] for theirs, ours in pairs) >= 0.9 * len(pairs)
+    inside = [(theirs, ours) for theirs, ours in pairs if "/ID/" in ours["path"]]
+    # the class of an in-distribution window (an X-ray's is meaningless); here 33 of 34 agreed
+    assert sum(ours["pred"] == theirs["pred"] for theirs, ours in inside) >= 0.9 * len(inside)
+    assert sum(ours["ood"] == theirs["ood"] for theirs, ours in pairs) >= 0.9 * len(pairs)   # here 68 of 70
     outside = [ours["ood"] for _, ours in pairs if "/OOD/" in ours["path"]]
-    assert sum(outside) >= 0.9 * len(outside)
+    assert sum(outside) >= 0.9 * len(outside)                                            # here all 36
 
 
 def test_int8_on_an_artifact_fitted_without_it_is_refused_in_one_line(artifacts, tmp_path, capsys):
