@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_grad_enabled(False)
     classifier, preprocess, weights = configured_model(config, "cpu")
     model = openvino_model(classifier, config.model.arch, file_sha256(weights), config.preprocess.size)
-    frames = calibration_frames(preprocess, image_folder(args.data / "ID" / "train")[0], args.calibration_images)
+    train, labels = image_folder(args.data / "ID" / "train")[:2]
+    frames = calibration_frames(preprocess, train, args.calibration_images)
     forwards = {"float32": OpenVinoForward(model)}
     for variant in args.variants:
         forwards[variant] = OpenVinoForward(quantize(model, frames, **VARIANTS[variant]))
@@ -116,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
                                 "" if name == "float32" else f"int8-{name}-{len(frames)}", folders)
             for name, forward in forwards.items()}
     weight, bias = classifier.head.weight.float(), classifier.head.bias.float()
-    labels = torch.tensor(image_folder(args.data / "ID" / "train")[1])
     alert = config.alert
     rule = (alert.on_count, alert.window, alert.off_after)
     fps = video_info(args.calibration_video)["fps"] or 25.0
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     scores: dict[str, dict[str, np.ndarray]] = {}
     for name, outputs in rows.items():
         detector = RelevancePatch(K, FEATURE_WEIGHT, BANK_SIZE).fit(FitData(
-            outputs["train"]["features"], outputs["train"]["logits"], labels, weight, bias,
+            outputs["train"]["features"], outputs["train"]["logits"], torch.tensor(labels), weight, bias,
             unlabelled=outputs["bank"]["features"], patches=outputs["train"]["patches"],
             unlabelled_patches=outputs["bank"]["patches"]))
         scores[name] = {
@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     reference = rows["float32"]["val"]
     synthetic = [f"synthetic.{name}" for name in OUTLIER_TRANSFORMS]
+    float32_outliers = np.concatenate([scores["float32"][part] for part in synthetic])
     speed = images_a_second(forwards, torch.cat([preprocess([torch.from_numpy(read_rgb(path))]) for path in
                                                  image_folder(args.data / "ID" / "val")[0][:160]]))
     print("| forward | images/s (batch 16) | features moved (median, relative) | validation predictions as float32 "
@@ -148,10 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         agree = (val["logits"].argmax(1) == reference["logits"].argmax(1)).float().mean()
         outliers = np.concatenate([found[part] for part in synthetic])
         auroc = 100 * rank_auroc(found["val"], outliers)
-        interval = paired_auroc_difference((scores["float32"]["val"], found["val"]), (np.concatenate(
-            [scores["float32"][part] for part in synthetic]), outliers), len(synthetic))
-        difference = auroc - 100 * rank_auroc(scores["float32"]["val"], np.concatenate(
-            [scores["float32"][part] for part in synthetic]))
+        interval = paired_auroc_difference((scores["float32"]["val"], found["val"]), (float32_outliers, outliers),
+                                           len(synthetic))
+        difference = auroc - 100 * rank_auroc(scores["float32"]["val"], float32_outliers)
         threshold = calibrate([found["calibration"]], fps, *rule, rates=(1.0,)).thresholds[1.0]
         over = np.mean(outliers > threshold)
         ood = np.concatenate([found[part] for part in found if part.startswith("ood.")])

@@ -30,7 +30,6 @@ never an artifact fitted in another precision.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 from collections.abc import Sequence
@@ -41,9 +40,8 @@ import torch
 
 from pipeline.errors import UserError
 from pipeline.media.images import read_rgb
+from pipeline.model.classifier import file_sha256
 from pipeline.model.preprocess import Preprocess
-
-log = logging.getLogger(__name__)
 
 CALIBRATION = 300    # training windows NNCF takes activation ranges from (its own default subset size)
 SEED = 0
@@ -78,19 +76,12 @@ def quantize(model, frames: list[np.ndarray], float_operations: Sequence[str] = 
                          fast_bias_correction=not exact_bias)
 
 
-def file_digest(paths: Sequence[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def save_quantized(model, folder: Path) -> dict[str, str]:
     """Write the quantized model into the artifact `folder`; the manifest's entry for it."""
     import openvino as ov
     xml = folder / MODEL_FILE
     ov.save_model(model, xml, compress_to_fp16=False)
-    return {"file": MODEL_FILE, "sha256": file_digest([xml, xml.with_suffix(".bin")]),
+    return {"file": MODEL_FILE, "sha256": {path.name: file_sha256(path) for path in (xml, xml.with_suffix(".bin"))},
             "calibration": f"{CALIBRATION} training windows (seed {SEED})"}
 
 
@@ -105,7 +96,7 @@ def read_quantized(folder: Path, manifest: dict):
     missing = [path for path in files if not path.is_file()]
     if missing:
         raise UserError(f"artifact {folder} lists an int8 model but {missing[0]} is missing: refit it")
-    if file_digest(files) != entry["sha256"]:
+    if {path.name: file_sha256(path) for path in files} != entry["sha256"]:
         raise UserError(f"the int8 model in {folder} does not match its manifest's SHA-256: refit it")
     try:
         import openvino as ov

@@ -54,7 +54,9 @@ def scored(artifact: Path, tmp_path: Path) -> list[dict]:
 def test_fit_quantizes_the_model_into_the_artifact_and_the_monitor_runs_it(artifacts):
     manifest = json.loads((artifacts["int8"] / "manifest.json").read_text())
     entry = manifest["model"]["int8"]
-    assert manifest["model"]["precision"] == "int8" and len(entry["sha256"]) == 64
+    assert manifest["model"]["precision"] == "int8"
+    assert sorted(entry["sha256"]) == ["model.int8.bin", "model.int8.xml"]
+    assert all(len(digest) == 64 for digest in entry["sha256"].values())
     assert (artifacts["int8"] / entry["file"]).is_file() and (artifacts["int8"] / "model.int8.bin").is_file()
     assert "int8" not in json.loads((artifacts["float32"] / "manifest.json").read_text())["model"]
     bundle = load_bundle(load_config(artifacts["int8"] / "config.yaml"))
