@@ -187,7 +187,7 @@ def run_bench(bundle: Bundle, clip: Path, frames: int, rounds: int, settings: Ru
     cores = usable_cores()
     result = {
         "frames": count, "rounds": rounds, "batch": batch, "device": describe_device(bundle.device),
-        "forward": describe_forward(bundle.forward or bundle.classifier),
+        "forward": describe_forward(bundle.forward or bundle.classifier), "detector": bundle.detector,
         "threads": torch.get_num_threads(), "fps": {name: medians[name] for name in MEASURES},
         "fps_all": fps, "monitor_ratio": {name: medians["monitor"] / medians[name] for name in MEASURES},
         "monitor_latency_ms": latency.get("latency_ms", latency),
@@ -259,9 +259,11 @@ def format_bench(result: dict) -> str:
                  f"({result['cpu_ceiling_fps']:.1f} frames/s on {result['cores']} cores); the monitor "
                  f"{cpu['monitor']:.2f} ms a frame, {100 * result['monitor_cpu_use']:.0f}% of the cores busy")
     if result["device"].startswith(cpu_model()):     # on a GPU host the cores only feed the card
-        lines.append(f"of those {cpu['decode'] + cpu['score']:.2f} ms the bare forward takes {cpu['forward']:.2f}: "
-                     f"with the cores as busy, that puts the monitor near {result['forward_share']:.2f}x the "
-                     "bare forward on this machine")
+        lines.append(f"of those {cpu['decode'] + cpu['score']:.2f} ms the bare forward takes {cpu['forward']:.2f}, "
+                     f"decoding {cpu['decode']:.2f}, and the score stage's own work ({result['detector']}, "
+                     f"NERO's terms, the quality guard, explanations) {cpu['score'] - cpu['forward']:.2f}: with the "
+                     f"cores as busy, that puts the monitor near {result['forward_share']:.2f}x the bare forward "
+                     "on this machine")
         lines.append(cpu_verdict(result["monitor_cpu_use"]))
     streams = result.get("streams")
     if streams:

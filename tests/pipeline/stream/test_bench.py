@@ -37,6 +37,8 @@ def test_bench_measures_every_path(bundle, demo_frames, make_clip, tmp_path):
     assert "of the cores busy" in format_bench(result)
     # decoding and scoring cost more CPU than the forward alone, which holds the monitor under it
     assert 0 < result["forward_share"] < 1.2 and "puts the monitor near" in format_bench(result)
+    # and it names what the score stage adds to the forward: the detector the monitor alerts on
+    assert f"score stage's own work ({bundle.detector}," in format_bench(result)
 
 
 def test_the_cpu_verdict_tells_a_busy_monitor_from_one_that_waits():
